@@ -1,0 +1,395 @@
+// The only file that knows about Node: exposes the core (native/core) to JS.
+//
+// Per-environment state (one per JS thread: the main thread and each worker)
+// lives in the Addon instance. Its teardown runs from an environment cleanup
+// hook and from the instance-data finalizer, whichever comes first; the
+// second call is a no-op. Teardown gives back every budget byte the
+// environment still holds and releases its use of the sampler thread, so a
+// worker that exits, crashes or is terminated leaks nothing.
+//
+// Argument checks here are a last line of defence so that nothing JS passes
+// can crash the process; the friendly validation happens in TypeScript.
+#include <napi.h>
+
+#include <cerrno>
+#include <cmath>
+#include <cstring>
+#include <string>
+
+#include "core/platform.h"
+#include "core/shared.h"
+
+namespace {
+
+Napi::Error TypeErr(Napi::Env env, const char* message) {
+  Napi::Error err = Napi::TypeError::New(env, message);
+  err.Set("code", Napi::String::New(env, "ERR_INVALID_ARG_TYPE"));
+  return err;
+}
+
+Napi::Error RangeErr(Napi::Env env, const char* message) {
+  Napi::Error err = Napi::RangeError::New(env, message);
+  err.Set("code", Napi::String::New(env, "ERR_OUT_OF_RANGE"));
+  return err;
+}
+
+// A byte count: a finite, non-negative integer no larger than 2^53 - 1.
+uint64_t ArgBytes(const Napi::CallbackInfo& info, size_t i, const char* what) {
+  if (info.Length() <= i || !info[i].IsNumber()) throw TypeErr(info.Env(), what);
+  double v = info[i].As<Napi::Number>().DoubleValue();
+  if (!(v >= 0) || v > static_cast<double>(rg::kMaxSafeInteger) || std::floor(v) != v) {
+    throw RangeErr(info.Env(), what);
+  }
+  return static_cast<uint64_t>(v);
+}
+
+int ArgSlot(const Napi::CallbackInfo& info) {
+  if (info.Length() < 1 || !info[0].IsNumber()) throw TypeErr(info.Env(), "budget slot must be a number");
+  double v = info[0].As<Napi::Number>().DoubleValue();
+  if (!(v >= 0) || v >= rg::kMaxBudgets || std::floor(v) != v) {
+    throw RangeErr(info.Env(), "budget slot out of range");
+  }
+  return static_cast<int>(v);
+}
+
+class Addon : public Napi::Addon<Addon> {
+ public:
+  Addon(Napi::Env env, Napi::Object exports) : env_(env) {
+    ledger_ = rg::ledger_attach();
+    if (ledger_ == nullptr) throw Napi::Error::New(env, "resource-guard: out of memory");
+    napi_add_env_cleanup_hook(env, CleanupHook, this);
+    DefineAddon(exports, {
+        InstanceMethod("layout", &Addon::Layout),
+        InstanceMethod("sharedRegion", &Addon::SharedRegion),
+        InstanceMethod("ledgerBuffer", &Addon::LedgerBuffer),
+        InstanceMethod("startSampler", &Addon::StartSampler),
+        InstanceMethod("stopSampler", &Addon::StopSampler),
+        InstanceMethod("setSamplerInterval", &Addon::SetSamplerInterval),
+        InstanceMethod("sampleNow", &Addon::SampleNow),
+        InstanceMethod("copySnapshot", &Addon::CopySnapshot),
+        InstanceMethod("samplerUsers", &Addon::SamplerUsers),
+        InstanceMethod("readRss", &Addon::ReadRss),
+        InstanceMethod("readPeakRss", &Addon::ReadPeakRss),
+        InstanceMethod("readProcessCpu", &Addon::ReadProcessCpu),
+        InstanceMethod("readSystemCpu", &Addon::ReadSystemCpu),
+        InstanceMethod("cpuCount", &Addon::CpuCount),
+        InstanceMethod("readSystemMemory", &Addon::ReadSystemMemory),
+        InstanceMethod("readCgroup", &Addon::ReadCgroup),
+        InstanceMethod("readPsi", &Addon::ReadPsi),
+        InstanceMethod("readDisk", &Addon::ReadDisk),
+        InstanceMethod("monotonicMs", &Addon::MonotonicMs),
+        InstanceMethod("budgetOpen", &Addon::BudgetOpen),
+        InstanceMethod("budgetClose", &Addon::BudgetClose),
+        InstanceMethod("budgetReserve", &Addon::BudgetReserve),
+        InstanceMethod("budgetRelease", &Addon::BudgetRelease),
+        InstanceMethod("budgetSetLimit", &Addon::BudgetSetLimit),
+        InstanceMethod("budgetStats", &Addon::BudgetStats),
+        InstanceMethod("budgetCount", &Addon::BudgetCount),
+    });
+  }
+
+  ~Addon() { Teardown(); }
+
+ private:
+  static void CleanupHook(void* self) { static_cast<Addon*>(self)->Teardown(); }
+
+  void Teardown() {
+    if (torn_down_) return;
+    torn_down_ = true;
+    // Safe whether or not the hook has run (or is running now).
+    napi_remove_env_cleanup_hook(env_, CleanupHook, this);
+    if (sampler_held_) {
+      sampler_held_ = false;
+      rg::sampler_release();
+    }
+    rg::ledger_detach(ledger_);
+    ledger_ = nullptr;
+  }
+
+  Napi::Value Layout(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("snapshotSlots", rg::kSnapshotSlots);
+    o.Set("snapshotFieldCount", static_cast<int>(rg::kSnapshotFieldCount));
+    o.Set("budgetsOffset", static_cast<double>(rg::kRegionBudgetsOffset));
+    o.Set("budgetSlotBytes", static_cast<double>(rg::kBudgetSlotBytes));
+    o.Set("maxBudgets", rg::kMaxBudgets);
+    o.Set("regionBytes", static_cast<double>(sizeof(rg::SharedRegion)));
+    o.Set("flagActive", static_cast<double>(rg::kBudgetActive));
+    o.Set("flagNarrow", static_cast<double>(rg::kBudgetNarrow));
+    o.Set("platform", rg::platform_name());
+    return o;
+  }
+
+  // Wraps process-wide memory for this environment. Returns null where the
+  // runtime refuses external buffers (Electron's V8 sandbox); JS then falls
+  // back to copying calls.
+  Napi::Value External(Napi::Env env, void* data, size_t bytes) {
+    napi_value result;
+    napi_status status = napi_create_external_arraybuffer(env, data, bytes, nullptr, nullptr, &result);
+    if (status != napi_ok) {
+      // Clear any pending exception left by the refusal.
+      bool pending = false;
+      if (napi_is_exception_pending(env, &pending) == napi_ok && pending) {
+        napi_value ignored;
+        napi_get_and_clear_last_exception(env, &ignored);
+      }
+      return env.Null();
+    }
+    return Napi::Value(env, result);
+  }
+
+  Napi::Value SharedRegion(const Napi::CallbackInfo& info) {
+    if (std::getenv("RESOURCE_GUARD_NO_EXTERNAL_BUFFERS") != nullptr) return info.Env().Null();
+    return External(info.Env(), &rg::region(), sizeof(rg::SharedRegion));
+  }
+
+  Napi::Value LedgerBuffer(const Napi::CallbackInfo& info) {
+    if (std::getenv("RESOURCE_GUARD_NO_EXTERNAL_BUFFERS") != nullptr) return info.Env().Null();
+    // held, successes and failures: three arrays of doubles, back to back.
+    return External(info.Env(), ledger_, sizeof(double) * 3 * rg::kMaxBudgets);
+  }
+
+  Napi::Value StartSampler(const Napi::CallbackInfo& info) {
+    if (!sampler_held_) {
+      rg::sampler_acquire();
+      sampler_held_ = true;
+    }
+    return info.Env().Undefined();
+  }
+
+  Napi::Value StopSampler(const Napi::CallbackInfo& info) {
+    if (sampler_held_) {
+      sampler_held_ = false;
+      rg::sampler_release();
+    }
+    return info.Env().Undefined();
+  }
+
+  Napi::Value SetSamplerInterval(const Napi::CallbackInfo& info) {
+    if (info.Length() < 1 || !info[0].IsNumber()) throw TypeErr(info.Env(), "interval must be a number");
+    double ms = info[0].As<Napi::Number>().DoubleValue();
+    if (!(ms >= rg::kMinIntervalMs && ms <= rg::kMaxIntervalMs)) {
+      throw RangeErr(info.Env(), "interval out of range");
+    }
+    rg::sampler_set_interval(ms);
+    return info.Env().Undefined();
+  }
+
+  Napi::Value SampleNow(const Napi::CallbackInfo& info) {
+    rg::sampler_sample_now();
+    return info.Env().Undefined();
+  }
+
+  // Copies a consistent snapshot into a Float64Array (fallback path).
+  Napi::Value CopySnapshot(const Napi::CallbackInfo& info) {
+    if (info.Length() < 1 || !info[0].IsTypedArray() ||
+        info[0].As<Napi::TypedArray>().TypedArrayType() != napi_float64_array) {
+      throw TypeErr(info.Env(), "expected a Float64Array");
+    }
+    Napi::Float64Array out = info[0].As<Napi::Float64Array>();
+    size_t n = std::min<size_t>(out.ElementLength(), rg::kSnapshotSlots);
+    auto& snap = rg::region().snapshot;
+    for (int attempt = 0; attempt < 1000; ++attempt) {
+      double seq = snap[rg::kSnapSeq].load(std::memory_order_acquire);
+      if (static_cast<uint64_t>(seq) % 2 != 0) continue;
+      for (size_t i = 0; i < n; ++i) out[i] = snap[i].load(std::memory_order_relaxed);
+      std::atomic_thread_fence(std::memory_order_acquire);
+      if (snap[rg::kSnapSeq].load(std::memory_order_relaxed) == seq) break;
+    }
+    return info.Env().Undefined();
+  }
+
+  Napi::Value SamplerUsers(const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(), rg::sampler_users());
+  }
+
+  // Fresh reads return the value, or -errno on failure, so a hot caller pays
+  // for no object allocation.
+  Napi::Value ReadRss(const Napi::CallbackInfo& info) {
+    uint64_t v = 0;
+    int err = rg::read_rss(&v);
+    return Napi::Number::New(info.Env(), err ? -static_cast<double>(err) : static_cast<double>(v));
+  }
+
+  Napi::Value ReadPeakRss(const Napi::CallbackInfo& info) {
+    uint64_t v = 0;
+    int err = rg::read_peak_rss(&v);
+    return Napi::Number::New(info.Env(), err ? -static_cast<double>(err) : static_cast<double>(v));
+  }
+
+  // Fills a Float64Array of length >= 2; returns 0 or errno.
+  static Napi::Float64Array ArgOut(const Napi::CallbackInfo& info, size_t i, size_t min_len) {
+    if (info.Length() <= i || !info[i].IsTypedArray() ||
+        info[i].As<Napi::TypedArray>().TypedArrayType() != napi_float64_array ||
+        info[i].As<Napi::TypedArray>().ElementLength() < min_len) {
+      throw TypeErr(info.Env(), "expected a Float64Array large enough for the result");
+    }
+    return info[i].As<Napi::Float64Array>();
+  }
+
+  Napi::Value ReadProcessCpu(const Napi::CallbackInfo& info) {
+    Napi::Float64Array out = ArgOut(info, 0, 2);
+    rg::CpuTimes t;
+    int err = rg::read_process_cpu(&t);
+    if (err == 0) {
+      out[0] = static_cast<double>(t.user_us);
+      out[1] = static_cast<double>(t.system_us);
+    }
+    return Napi::Number::New(info.Env(), err);
+  }
+
+  Napi::Value ReadSystemCpu(const Napi::CallbackInfo& info) {
+    Napi::Float64Array out = ArgOut(info, 0, 2);
+    rg::SystemCpu t;
+    int err = rg::read_system_cpu(&t);
+    if (err == 0) {
+      out[0] = static_cast<double>(t.busy_us);
+      out[1] = static_cast<double>(t.idle_us);
+    }
+    return Napi::Number::New(info.Env(), err);
+  }
+
+  Napi::Value CpuCount(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), rg::cpu_count()); }
+
+  Napi::Value ReadSystemMemory(const Napi::CallbackInfo& info) {
+    Napi::Float64Array out = ArgOut(info, 0, 2);
+    rg::SystemMemory m;
+    int err = rg::read_system_memory(&m);
+    if (err == 0) {
+      out[0] = static_cast<double>(m.total);
+      out[1] = static_cast<double>(m.available);
+    }
+    return Napi::Number::New(info.Env(), err);
+  }
+
+  Napi::Value ReadCgroup(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    rg::CgroupInfo c;
+    int err = rg::read_cgroup(&c);
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("errno", err);
+    o.Set("version", c.version);
+    o.Set("memoryLimit", c.has_memory_limit ? Napi::Value(Napi::Number::New(env, static_cast<double>(c.memory_limit))) : env.Null());
+    o.Set("memoryUsage", c.has_memory_usage ? Napi::Value(Napi::Number::New(env, static_cast<double>(c.memory_usage))) : env.Null());
+    o.Set("cpuQuota", c.has_cpu_quota ? Napi::Value(Napi::Number::New(env, c.cpu_quota)) : env.Null());
+    return o;
+  }
+
+  Napi::Value ReadPsi(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 1 || !info[0].IsString()) throw TypeErr(env, "resource must be 'memory', 'cpu' or 'io'");
+    std::string which = info[0].As<Napi::String>().Utf8Value();
+    rg::PsiResource r;
+    if (which == "memory") r = rg::PsiResource::memory;
+    else if (which == "cpu") r = rg::PsiResource::cpu;
+    else if (which == "io") r = rg::PsiResource::io;
+    else throw TypeErr(env, "resource must be 'memory', 'cpu' or 'io'");
+    rg::PsiInfo p;
+    int err = rg::read_psi(r, &p);
+    if (err != 0) return Napi::Number::New(env, err);
+    Napi::Object o = Napi::Object::New(env);
+    Napi::Object some = Napi::Object::New(env);
+    some.Set("avg10", p.some_avg10);
+    some.Set("avg60", p.some_avg60);
+    some.Set("avg300", p.some_avg300);
+    some.Set("totalUs", static_cast<double>(p.some_total_us));
+    o.Set("some", some);
+    if (p.has_full) {
+      Napi::Object full = Napi::Object::New(env);
+      full.Set("avg10", p.full_avg10);
+      full.Set("avg60", p.full_avg60);
+      full.Set("avg300", p.full_avg300);
+      full.Set("totalUs", static_cast<double>(p.full_total_us));
+      o.Set("full", full);
+    } else {
+      o.Set("full", env.Null());
+    }
+    return o;
+  }
+
+  // readDisk(path, Float64Array[3]) -> 0 or errno (ENOENT, ENOTDIR, ...).
+  Napi::Value ReadDisk(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 1 || !info[0].IsString()) throw TypeErr(env, "path must be a string");
+    Napi::Float64Array out = ArgOut(info, 1, 3);
+    std::string path = info[0].As<Napi::String>().Utf8Value();
+    if (path.find('\0') != std::string::npos) return Napi::Number::New(env, ENOENT);
+    rg::DiskInfo d;
+    int err = rg::read_disk(path.c_str(), &d);
+    if (err == 0) {
+      out[0] = static_cast<double>(d.total);
+      out[1] = static_cast<double>(d.free);
+      out[2] = static_cast<double>(d.available);
+    }
+    return Napi::Number::New(env, err);
+  }
+
+  Napi::Value MonotonicMs(const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(), static_cast<double>(rg::monotonic_ns()) / 1e6);
+  }
+
+  // budgetOpen(name, limit | undefined) -> slot (>= 0) or -BudgetError.
+  Napi::Value BudgetOpen(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 1 || !info[0].IsString()) throw TypeErr(env, "budget name must be a string");
+    std::string name = info[0].As<Napi::String>().Utf8Value();
+    bool has_limit = info.Length() > 1 && !info[1].IsUndefined();
+    uint64_t limit = has_limit ? ArgBytes(info, 1, "limit must be an integer from 0 to 2^53 - 1") : 0;
+    int slot = -1;
+    int err = rg::budget_open(ledger_, name, has_limit, limit, &slot);
+    return Napi::Number::New(env, err ? -err : slot);
+  }
+
+  Napi::Value BudgetClose(const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(), rg::budget_close(ledger_, ArgSlot(info)));
+  }
+
+  Napi::Value BudgetReserve(const Napi::CallbackInfo& info) {
+    int slot = ArgSlot(info);
+    uint64_t bytes = ArgBytes(info, 1, "bytes must be an integer from 0 to 2^53 - 1");
+    return Napi::Number::New(info.Env(), rg::budget_reserve(ledger_, slot, bytes));
+  }
+
+  Napi::Value BudgetRelease(const Napi::CallbackInfo& info) {
+    int slot = ArgSlot(info);
+    uint64_t bytes = ArgBytes(info, 1, "bytes must be an integer from 0 to 2^53 - 1");
+    return Napi::Number::New(info.Env(), rg::budget_release(ledger_, slot, bytes));
+  }
+
+  Napi::Value BudgetSetLimit(const Napi::CallbackInfo& info) {
+    int slot = ArgSlot(info);
+    uint64_t limit = ArgBytes(info, 1, "limit must be an integer from 0 to 2^53 - 1");
+    return Napi::Number::New(info.Env(), rg::budget_set_limit(ledger_, slot, limit));
+  }
+
+  Napi::Value BudgetStats(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    rg::BudgetStats s;
+    int err = rg::budget_stats(ledger_, ArgSlot(info), &s);
+    if (err != 0) return Napi::Number::New(env, err);
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("name", s.name);
+    o.Set("used", static_cast<double>(s.used));
+    o.Set("peak", static_cast<double>(s.peak));
+    o.Set("limit", static_cast<double>(s.limit));
+    o.Set("successes", static_cast<double>(s.successes));
+    o.Set("failures", static_cast<double>(s.failures));
+    o.Set("openHandles", static_cast<double>(s.open_handles));
+    o.Set("narrow", s.narrow);
+    return o;
+  }
+
+  Napi::Value BudgetCount(const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(), rg::budget_count());
+  }
+
+  Napi::Env env_;
+  rg::Ledger* ledger_ = nullptr;
+  bool sampler_held_ = false;
+  bool torn_down_ = false;
+};
+
+}  // namespace
+
+NODE_API_ADDON(Addon)

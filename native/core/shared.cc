@@ -1,0 +1,396 @@
+// Process-wide budgets and the sampler thread.
+//
+// Threads: budget counters are updated lock-free (CAS for reserve, fetch_sub
+// for release) by any thread, native or JS. Opening, closing and statistics
+// take the registry mutex, which also guards the list of live ledgers. The
+// sampler thread only ever writes the snapshot.
+#include "shared.h"
+
+#include <chrono>
+#include <cmath>
+#include <condition_variable>
+#include <mutex>
+#include <new>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "platform.h"
+
+namespace rg {
+namespace {
+
+SharedRegion g_region;  // zero-initialised static storage
+
+struct Registry {
+  std::mutex mu;
+  std::unordered_map<std::string, int> by_name;
+  std::string names[kMaxBudgets];
+  uint32_t refs[kMaxBudgets] = {};
+  std::vector<Ledger*> ledgers;
+};
+
+Registry& registry() {
+  // Leaked on purpose: worker threads may still detach during process exit,
+  // after static destructors would have run.
+  static Registry* r = new Registry();
+  return *r;
+}
+
+uint64_t limit_of(const BudgetSlot& s) {
+  return static_cast<uint64_t>(s.limit.load(std::memory_order_acquire));
+}
+
+void raise_peak(BudgetSlot& s, uint64_t value) {
+  uint64_t peak = s.peak.load(std::memory_order_relaxed);
+  while (value > peak && !s.peak.compare_exchange_weak(peak, value, std::memory_order_relaxed)) {
+  }
+}
+
+void add_double(std::atomic<double>& a, double delta) {
+  // Only the owning thread writes its ledger, so load+store is enough.
+  a.store(a.load(std::memory_order_relaxed) + delta, std::memory_order_relaxed);
+}
+
+// Gives back what `ledger` holds on `slot` and folds its counts into the
+// slot's retired totals. Caller holds the registry mutex.
+void settle_locked(Ledger* ledger, int slot) {
+  BudgetSlot& s = g_region.budgets[slot];
+  double held = ledger->held[slot].load(std::memory_order_relaxed);
+  if (held > 0) s.used.fetch_sub(static_cast<uint64_t>(held), std::memory_order_acq_rel);
+  s.retired_successes.fetch_add(static_cast<uint64_t>(ledger->successes[slot].load(std::memory_order_relaxed)),
+                                std::memory_order_relaxed);
+  s.retired_failures.fetch_add(static_cast<uint64_t>(ledger->failures[slot].load(std::memory_order_relaxed)),
+                               std::memory_order_relaxed);
+  ledger->held[slot].store(0, std::memory_order_relaxed);
+  ledger->successes[slot].store(0, std::memory_order_relaxed);
+  ledger->failures[slot].store(0, std::memory_order_relaxed);
+}
+
+// Drops one handle of `ledger` on `slot`; frees the slot with its last handle.
+void close_locked(Registry& r, Ledger* ledger, int slot) {
+  if (--ledger->opens[slot] == 0) settle_locked(ledger, slot);
+  if (--r.refs[slot] == 0) {
+    BudgetSlot& s = g_region.budgets[slot];
+    if (!r.names[slot].empty()) r.by_name.erase(r.names[slot]);
+    r.names[slot].clear();
+    s.flags.store(0, std::memory_order_release);
+    s.generation.fetch_add(1, std::memory_order_relaxed);
+    s.used.store(0, std::memory_order_relaxed);
+    s.peak.store(0, std::memory_order_relaxed);
+    s.limit.store(0, std::memory_order_relaxed);
+    s.retired_successes.store(0, std::memory_order_relaxed);
+    s.retired_failures.store(0, std::memory_order_relaxed);
+  }
+}
+
+bool slot_open(const Ledger* ledger, int slot) {
+  return ledger != nullptr && slot >= 0 && slot < kMaxBudgets && ledger->opens[slot] > 0;
+}
+
+}  // namespace
+
+SharedRegion& region() { return g_region; }
+
+Ledger* ledger_attach() {
+  Ledger* ledger = new (std::nothrow) Ledger();
+  if (ledger == nullptr) return nullptr;
+  Registry& r = registry();
+  std::lock_guard<std::mutex> lock(r.mu);
+  r.ledgers.push_back(ledger);
+  return ledger;
+}
+
+void ledger_detach(Ledger* ledger) {
+  if (ledger == nullptr) return;
+  Registry& r = registry();
+  {
+    std::lock_guard<std::mutex> lock(r.mu);
+    for (int slot = 0; slot < kMaxBudgets; ++slot) {
+      while (ledger->opens[slot] > 0) close_locked(r, ledger, slot);
+    }
+    for (size_t i = 0; i < r.ledgers.size(); ++i) {
+      if (r.ledgers[i] == ledger) {
+        r.ledgers.erase(r.ledgers.begin() + static_cast<long>(i));
+        break;
+      }
+    }
+  }
+  delete ledger;
+}
+
+int budget_open(Ledger* ledger, const std::string& name, bool has_limit, uint64_t limit, int* slot_out) {
+  if (ledger == nullptr) return kBudgetClosed;
+  if (has_limit && limit > kMaxSafeInteger) return kBudgetBadSize;
+  Registry& r = registry();
+  std::lock_guard<std::mutex> lock(r.mu);
+  int slot = -1;
+  if (!name.empty()) {
+    auto it = r.by_name.find(name);
+    if (it != r.by_name.end()) {
+      slot = it->second;
+      if (has_limit && limit_of(g_region.budgets[slot]) != limit) return kBudgetLimitMismatch;
+    }
+  }
+  if (slot < 0) {
+    if (!has_limit) return kBudgetNotFound;
+    for (int i = 0; i < kMaxBudgets; ++i) {
+      if (r.refs[i] == 0) {
+        slot = i;
+        break;
+      }
+    }
+    if (slot < 0) return kBudgetTooMany;
+    BudgetSlot& s = g_region.budgets[slot];
+    s.used.store(0, std::memory_order_relaxed);
+    s.peak.store(0, std::memory_order_relaxed);
+    s.limit.store(static_cast<double>(limit), std::memory_order_relaxed);
+    s.retired_successes.store(0, std::memory_order_relaxed);
+    s.retired_failures.store(0, std::memory_order_relaxed);
+    s.flags.store(kBudgetActive | (limit <= kNarrowMax ? kBudgetNarrow : 0u), std::memory_order_release);
+    r.names[slot] = name;
+    if (!name.empty()) r.by_name.emplace(name, slot);
+  }
+  ++r.refs[slot];
+  ++ledger->opens[slot];
+  *slot_out = slot;
+  return kBudgetOk;
+}
+
+int budget_close(Ledger* ledger, int slot) {
+  if (!slot_open(ledger, slot)) return kBudgetClosed;
+  Registry& r = registry();
+  std::lock_guard<std::mutex> lock(r.mu);
+  close_locked(r, ledger, slot);
+  return kBudgetOk;
+}
+
+int budget_reserve(Ledger* ledger, int slot, uint64_t bytes) {
+  if (!slot_open(ledger, slot)) return kBudgetClosed;
+  if (bytes > kMaxSafeInteger) return kBudgetBadSize;
+  BudgetSlot& s = g_region.budgets[slot];
+  uint64_t limit = limit_of(s);
+  uint64_t cur = s.used.load(std::memory_order_relaxed);
+  for (;;) {
+    // Written as a subtraction so that huge requests cannot overflow.
+    if (cur > limit || bytes > limit - cur) {
+      add_double(ledger->failures[slot], 1);
+      return kBudgetOverLimit;
+    }
+    if (s.used.compare_exchange_weak(cur, cur + bytes, std::memory_order_acq_rel, std::memory_order_relaxed)) {
+      break;
+    }
+  }
+  add_double(ledger->held[slot], static_cast<double>(bytes));
+  add_double(ledger->successes[slot], 1);
+  raise_peak(s, cur + bytes);
+  return kBudgetOk;
+}
+
+int budget_release(Ledger* ledger, int slot, uint64_t bytes) {
+  if (!slot_open(ledger, slot)) return kBudgetClosed;
+  if (bytes > kMaxSafeInteger) return kBudgetBadSize;
+  double held = ledger->held[slot].load(std::memory_order_relaxed);
+  if (static_cast<double>(bytes) > held) return kBudgetExceedsHeld;
+  ledger->held[slot].store(held - static_cast<double>(bytes), std::memory_order_relaxed);
+  g_region.budgets[slot].used.fetch_sub(bytes, std::memory_order_acq_rel);
+  return kBudgetOk;
+}
+
+int budget_set_limit(Ledger* ledger, int slot, uint64_t limit) {
+  if (!slot_open(ledger, slot)) return kBudgetClosed;
+  if (limit > kMaxSafeInteger) return kBudgetBadSize;
+  Registry& r = registry();
+  std::lock_guard<std::mutex> lock(r.mu);
+  BudgetSlot& s = g_region.budgets[slot];
+  bool narrow = (s.flags.load(std::memory_order_relaxed) & kBudgetNarrow) != 0;
+  if (narrow != (limit <= kNarrowMax)) return kBudgetWidthChange;
+  if (s.used.load(std::memory_order_acquire) > limit) return kBudgetBelowUsage;
+  s.limit.store(static_cast<double>(limit), std::memory_order_release);
+  return kBudgetOk;
+}
+
+int budget_stats(Ledger* ledger, int slot, BudgetStats* out) {
+  if (!slot_open(ledger, slot)) return kBudgetClosed;
+  Registry& r = registry();
+  std::lock_guard<std::mutex> lock(r.mu);
+  const BudgetSlot& s = g_region.budgets[slot];
+  out->used = s.used.load(std::memory_order_acquire);
+  out->peak = s.peak.load(std::memory_order_relaxed);
+  out->limit = limit_of(s);
+  out->narrow = (s.flags.load(std::memory_order_relaxed) & kBudgetNarrow) != 0;
+  out->successes = s.retired_successes.load(std::memory_order_relaxed);
+  out->failures = s.retired_failures.load(std::memory_order_relaxed);
+  for (const Ledger* l : r.ledgers) {
+    out->successes += static_cast<uint64_t>(l->successes[slot].load(std::memory_order_relaxed));
+    out->failures += static_cast<uint64_t>(l->failures[slot].load(std::memory_order_relaxed));
+  }
+  out->open_handles = r.refs[slot];
+  out->name = r.names[slot];
+  return kBudgetOk;
+}
+
+int budget_count() {
+  Registry& r = registry();
+  std::lock_guard<std::mutex> lock(r.mu);
+  int n = 0;
+  for (uint32_t ref : r.refs) n += ref > 0 ? 1 : 0;
+  return n;
+}
+
+// ---- sampler ------------------------------------------------------------------
+
+namespace {
+
+constexpr double kLoadWindowMs = 1000;
+constexpr int kRing = 256;
+
+struct Sample {
+  double t_ms;
+  uint64_t busy, idle, proc_us;
+};
+
+struct SamplerState {
+  std::mutex mu;  // guards users, thread start/stop and the ring
+  std::condition_variable cv;
+  std::thread thread;
+  int users = 0;
+  bool stop = false;
+  std::atomic<double> interval_ms{kDefaultIntervalMs};
+  Sample ring[kRing];
+  int ring_len = 0, ring_head = 0;
+  uint64_t samples = 0, errors = 0;
+  double peak_rss = 0;
+  std::mutex sample_mu;  // one sample at a time (thread vs sample_now)
+  std::mutex life_mu;    // serialises start/stop, including the join
+};
+
+SamplerState& sampler() {
+  static SamplerState* s = new SamplerState();  // leaked: see registry()
+  return *s;
+}
+
+void store(int field, double v) {
+  g_region.snapshot[field].store(v, std::memory_order_relaxed);
+}
+
+void take_sample(SamplerState& st) {
+  std::lock_guard<std::mutex> lock(st.sample_mu);
+  bool failed = false;
+  uint64_t rss = 0;
+  if (read_rss(&rss) != 0) failed = true;
+  CpuTimes cpu;
+  if (read_process_cpu(&cpu) != 0) failed = true;
+  SystemCpu sys;
+  if (read_system_cpu(&sys) != 0) failed = true;
+  CgroupInfo cg;
+  double cg_usage = NAN;
+  if (read_cgroup(&cg) == 0 && cg.has_memory_usage) cg_usage = static_cast<double>(cg.memory_usage);
+  double now = static_cast<double>(monotonic_ns()) / 1e6;
+  uint64_t proc_us = cpu.user_us + cpu.system_us;
+
+  // Load over the window: compare with the newest sample at least a window
+  // old, or the oldest one there is. Before the first delta, report the
+  // average since boot, which is a real (if coarse) figure, never 0.
+  double sys_load = NAN, proc_load = NAN, window = 0;
+  if (st.ring_len > 0) {
+    const Sample* base = nullptr;
+    for (int i = 0; i < st.ring_len; ++i) {
+      const Sample& s = st.ring[(st.ring_head - 1 - i + kRing) % kRing];
+      base = &s;
+      if (now - s.t_ms >= kLoadWindowMs) break;
+    }
+    uint64_t db = sys.busy_us - base->busy, di = sys.idle_us - base->idle;
+    if (db + di > 0) sys_load = static_cast<double>(db) / static_cast<double>(db + di);
+    window = now - base->t_ms;
+    if (window > 0) proc_load = static_cast<double>(proc_us - base->proc_us) / (window * 1000.0);
+  }
+  if (std::isnan(sys_load) && sys.busy_us + sys.idle_us > 0) {
+    sys_load = static_cast<double>(sys.busy_us) / static_cast<double>(sys.busy_us + sys.idle_us);
+  }
+  st.ring[st.ring_head] = Sample{now, sys.busy_us, sys.idle_us, proc_us};
+  st.ring_head = (st.ring_head + 1) % kRing;
+  if (st.ring_len < kRing) ++st.ring_len;
+  ++st.samples;
+  if (failed) ++st.errors;
+  if (static_cast<double>(rss) > st.peak_rss) st.peak_rss = static_cast<double>(rss);
+
+  // Sequence lock: odd while writing; readers retry on odd or changed seq.
+  double seq = g_region.snapshot[kSnapSeq].load(std::memory_order_relaxed);
+  store(kSnapSeq, seq + 1);
+  std::atomic_thread_fence(std::memory_order_release);
+  store(kSnapTimestampMs, now);
+  if (rss > 0) store(kSnapRss, static_cast<double>(rss));
+  store(kSnapPeakRss, st.peak_rss);
+  store(kSnapCpuUserUs, static_cast<double>(cpu.user_us));
+  store(kSnapCpuSystemUs, static_cast<double>(cpu.system_us));
+  store(kSnapSysBusyUs, static_cast<double>(sys.busy_us));
+  store(kSnapSysIdleUs, static_cast<double>(sys.idle_us));
+  store(kSnapSysLoad, sys_load);
+  store(kSnapProcessLoad, proc_load);
+  store(kSnapIntervalMs, st.interval_ms.load(std::memory_order_relaxed));
+  store(kSnapSamples, static_cast<double>(st.samples));
+  store(kSnapCgroupUsage, cg_usage);
+  store(kSnapErrors, static_cast<double>(st.errors));
+  store(kSnapCpuCount, static_cast<double>(cpu_count()));
+  store(kSnapLoadWindowMs, window);
+  g_region.snapshot[kSnapSeq].store(seq + 2, std::memory_order_release);
+}
+
+void run(SamplerState* st) {
+  std::unique_lock<std::mutex> lock(st->mu);
+  while (!st->stop) {
+    lock.unlock();
+    take_sample(*st);
+    lock.lock();
+    auto wait = std::chrono::duration<double, std::milli>(st->interval_ms.load(std::memory_order_relaxed));
+    st->cv.wait_for(lock, wait, [st] { return st->stop; });
+  }
+}
+
+}  // namespace
+
+void sampler_acquire() {
+  SamplerState& st = sampler();
+  std::lock_guard<std::mutex> life(st.life_mu);
+  std::lock_guard<std::mutex> lock(st.mu);
+  if (st.users++ > 0) return;
+  st.stop = false;
+  take_sample(st);
+  store(kSnapRunning, 1);
+  st.thread = std::thread(run, &st);
+}
+
+void sampler_release() {
+  SamplerState& st = sampler();
+  std::lock_guard<std::mutex> life(st.life_mu);
+  std::thread to_join;
+  {
+    std::lock_guard<std::mutex> lock(st.mu);
+    if (st.users == 0 || --st.users > 0) return;
+    st.stop = true;
+    to_join = std::move(st.thread);
+  }
+  st.cv.notify_all();
+  if (to_join.joinable()) to_join.join();
+  store(kSnapRunning, 0);
+}
+
+void sampler_set_interval(double ms) {
+  if (!(ms >= kMinIntervalMs)) ms = kMinIntervalMs;
+  if (ms > kMaxIntervalMs) ms = kMaxIntervalMs;
+  SamplerState& st = sampler();
+  st.interval_ms.store(ms, std::memory_order_relaxed);
+  st.cv.notify_all();
+  store(kSnapIntervalMs, ms);
+}
+
+void sampler_sample_now() { take_sample(sampler()); }
+
+int sampler_users() {
+  SamplerState& st = sampler();
+  std::lock_guard<std::mutex> lock(st.mu);
+  return st.users;
+}
+
+}  // namespace rg

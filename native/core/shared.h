@@ -1,0 +1,146 @@
+// Process-wide state of resource-guard: the sampler snapshot and the named
+// byte budgets. Both live in one statically allocated region that every
+// JavaScript environment (main thread and each worker) maps as an external
+// ArrayBuffer, so hot reads and budget updates from JS need no native call.
+// Nothing here includes a Node header.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <string>
+
+namespace rg {
+
+// ---- snapshot -------------------------------------------------------------
+
+// Indices into the snapshot, an array of doubles written by the sampler
+// thread under a sequence lock: `seq` is odd while a write is in progress.
+enum SnapshotField : int {
+  kSnapSeq = 0,
+  kSnapTimestampMs,   // CLOCK_MONOTONIC (same clock as process.hrtime), ms
+  kSnapRss,           // bytes
+  kSnapPeakRss,       // bytes, highest RSS this process reached
+  kSnapCpuUserUs,     // process CPU time, user, microseconds
+  kSnapCpuSystemUs,   // process CPU time, kernel, microseconds
+  kSnapSysBusyUs,     // host CPU busy time, cumulative, microseconds
+  kSnapSysIdleUs,     // host CPU idle time, cumulative, microseconds
+  kSnapSysLoad,       // host CPU load 0..1 over the load window
+  kSnapProcessLoad,   // process CPU time / wall time over the load window
+  kSnapIntervalMs,    // current sampling interval
+  kSnapSamples,       // samples taken since the sampler started
+  kSnapCgroupUsage,   // cgroup memory usage in bytes, NaN when not in one
+  kSnapErrors,        // samples in which a read failed
+  kSnapCpuCount,      // logical CPUs online
+  kSnapRunning,       // 1 while the sampler thread runs
+  kSnapLoadWindowMs,  // the span the two load figures cover
+  kSnapshotFieldCount
+};
+constexpr int kSnapshotSlots = 32;  // room to grow without moving budgets
+
+// ---- budgets ----------------------------------------------------------------
+
+constexpr int kMaxBudgets = 1024;
+constexpr uint64_t kMaxSafeInteger = (uint64_t{1} << 53) - 1;
+// Budgets whose limit fits in 32 bits keep their counter in the low word, so
+// JS can update it with 32-bit Atomics (no BigInt); the high word stays 0.
+constexpr uint64_t kNarrowMax = 0xFFFFFFFFull;
+
+enum BudgetFlags : uint32_t {
+  kBudgetActive = 1u << 0,
+  kBudgetNarrow = 1u << 1,
+};
+
+// One budget, one cache line. JS reads and writes `used` and `peak` with
+// Atomics and reads `limit` as a double.
+struct alignas(64) BudgetSlot {
+  std::atomic<uint64_t> used;       // word 0
+  std::atomic<uint64_t> peak;       // word 1
+  std::atomic<double> limit;        // word 2
+  std::atomic<uint64_t> retired_successes;  // word 3: from closed environments
+  std::atomic<uint64_t> retired_failures;   // word 4
+  std::atomic<uint32_t> flags;      // word 5, low half
+  std::atomic<uint32_t> generation; // word 5, high half: bumps on reuse
+  uint64_t reserved_[2];
+};
+static_assert(sizeof(BudgetSlot) == 64, "BudgetSlot must be one cache line");
+static_assert(sizeof(std::atomic<uint64_t>) == 8 && std::atomic<uint64_t>::is_always_lock_free,
+              "64-bit atomics must be lock-free");
+static_assert(sizeof(std::atomic<double>) == 8 && std::atomic<double>::is_always_lock_free,
+              "double atomics must be lock-free");
+
+struct alignas(64) SharedRegion {
+  std::atomic<double> snapshot[kSnapshotSlots];
+  BudgetSlot budgets[kMaxBudgets];
+};
+
+// Byte offsets JS needs to build its typed-array views.
+constexpr size_t kRegionSnapshotOffset = 0;
+constexpr size_t kRegionBudgetsOffset = sizeof(std::atomic<double>) * kSnapshotSlots;
+constexpr size_t kBudgetSlotBytes = sizeof(BudgetSlot);
+
+// What one environment (JS thread) holds. The owning thread writes it; any
+// thread may read it for statistics. JS writes the doubles directly.
+struct Ledger {
+  std::atomic<double> held[kMaxBudgets];
+  std::atomic<double> successes[kMaxBudgets];
+  std::atomic<double> failures[kMaxBudgets];
+  uint32_t opens[kMaxBudgets];  // handles this environment has open per slot
+};
+
+enum BudgetError : int {
+  kBudgetOk = 0,
+  kBudgetOverLimit = 1,       // reservation would exceed the limit
+  kBudgetExceedsHeld = 2,     // release of more than this environment holds
+  kBudgetNotFound = 3,        // no budget of that name and no limit to create it
+  kBudgetLimitMismatch = 4,   // opened by name with a different limit
+  kBudgetTooMany = 5,         // all kMaxBudgets slots in use
+  kBudgetClosed = 6,          // slot not open in this environment
+  kBudgetBelowUsage = 7,      // new limit is below what is reserved now
+  kBudgetWidthChange = 8,     // new limit crosses the 32-bit boundary
+  kBudgetBadSize = 9,         // size above 2^53 - 1
+};
+
+struct BudgetStats {
+  uint64_t used = 0, peak = 0, limit = 0;
+  uint64_t successes = 0, failures = 0;
+  uint32_t open_handles = 0;
+  bool narrow = false;
+  std::string name;
+};
+
+SharedRegion& region();
+
+// Environment lifecycle.
+Ledger* ledger_attach();
+// Releases every byte the environment still holds, folds its counts into the
+// budgets' totals, closes its handles and frees the ledger.
+void ledger_detach(Ledger* ledger);
+
+// Open-or-create. With has_limit false, only an existing budget is opened.
+// An empty name creates a private budget that no other open can find.
+int budget_open(Ledger* ledger, const std::string& name, bool has_limit, uint64_t limit,
+                int* slot_out);
+int budget_close(Ledger* ledger, int slot);
+int budget_reserve(Ledger* ledger, int slot, uint64_t bytes);
+int budget_release(Ledger* ledger, int slot, uint64_t bytes);
+int budget_set_limit(Ledger* ledger, int slot, uint64_t limit);
+int budget_stats(Ledger* ledger, int slot, BudgetStats* out);
+// Number of budgets in use (for tests and diagnostics).
+int budget_count();
+
+// ---- sampler ----------------------------------------------------------------
+
+constexpr double kDefaultIntervalMs = 10;
+constexpr double kMinIntervalMs = 1;
+constexpr double kMaxIntervalMs = 60000;
+
+// The first acquire starts the sampler thread (after one synchronous sample,
+// so the snapshot is valid on return); the last release stops and joins it.
+void sampler_acquire();
+void sampler_release();
+void sampler_set_interval(double ms);
+// Takes one sample on the calling thread, as the sampler thread would.
+void sampler_sample_now();
+int sampler_users();
+
+}  // namespace rg

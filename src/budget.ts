@@ -1,0 +1,372 @@
+/**
+ * Process-wide byte budgets.
+ *
+ * A budget is a counter with a limit that lives in memory the addon shares
+ * with every JS environment of the process: `Budget.open('cache', n)` in the
+ * main thread and in any worker returns handles to the same counter.
+ *
+ * The hot path runs in JS on that shared memory. A reservation is a
+ * compare-and-swap that only succeeds while `used + bytes <= limit`, so the
+ * counter is never above its limit, not even for an instant as another thread
+ * sees it; a release is one atomic subtraction. Budgets whose limit fits in
+ * 32 bits use 32-bit Atomics (no BigInt on the hot path); larger ones use
+ * 64-bit Atomics. Either way the counter is exact up to 2^53 - 1 bytes.
+ *
+ * Bytes belong to the environment (thread) that reserved them: each
+ * environment keeps a ledger of what it holds, a release can give back at
+ * most that, and when the environment goes away (a worker exits, crashes or
+ * is terminated, or the last handle of a budget is closed or collected) the
+ * addon returns whatever it still held.
+ *
+ * @module
+ */
+import { binding } from './binding';
+import { BudgetError, BudgetExceededError, InvalidArgTypeError, OutOfRangeError } from './errors';
+import { sharedRegion, nativeLayout } from './sampler';
+import { validateBytes, validateString } from './validate';
+
+const MAX = nativeLayout.maxBudgets;
+const SLOT_WORDS32 = nativeLayout.budgetSlotBytes / 4;
+const SLOT_WORDS64 = nativeLayout.budgetSlotBytes / 8;
+const BASE32 = nativeLayout.budgetsOffset / 4;
+const BASE64 = nativeLayout.budgetsOffset / 8;
+/** Index of the low 32-bit half of a 64-bit word. */
+const LOW = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1 ? 0 : 1;
+
+const ledgerBuffer = binding.ledgerBuffer();
+const FAST = sharedRegion !== null && ledgerBuffer !== null;
+const U32 = FAST ? new Uint32Array(sharedRegion!) : new Uint32Array(0);
+const B64 = FAST ? new BigUint64Array(sharedRegion!) : new BigUint64Array(0);
+const F64 = FAST ? new Float64Array(sharedRegion!) : new Float64Array(0);
+/** This environment's ledger: held[MAX], successes[MAX], failures[MAX]. */
+const LEDGER = FAST ? new Float64Array(ledgerBuffer!) : new Float64Array(0);
+
+const NATIVE_ERRORS = ['', 'over limit', 'exceeds held', 'not found', 'limit mismatch', 'too many', 'closed', 'below usage', 'width', 'bad size'];
+
+/** Statistics of a budget, process-wide. */
+export interface BudgetStats {
+  name: string;
+  /** Bytes reserved now, by all environments. */
+  used: number;
+  /** Highest `used` ever reached. */
+  peak: number;
+  limit: number;
+  /** Successful reservations, by all environments, including exited ones. */
+  successes: number;
+  /** Refused reservations. */
+  failures: number;
+  /** Handles open on this budget across all environments. */
+  openHandles: number;
+  /** Bytes this environment holds. */
+  held: number;
+}
+
+const registry = new FinalizationRegistry<number>((slot) => {
+  binding.budgetClose(slot);
+});
+
+/**
+ * A handle on a process-wide byte budget. Handles are per environment; open
+ * the same name in each worker to share a budget.
+ */
+export class Budget {
+  /** The name it was opened by ('' for a private budget). */
+  readonly name: string;
+  /** Index of the budget in the shared region. */
+  readonly slot: number;
+  readonly #narrow: boolean;
+  readonly #used: number; // index of `used` (U32 low word, or B64 word)
+  readonly #peak: number;
+  readonly #limit: number; // F64 index
+  #closed = false;
+
+  private constructor(name: string, slot: number) {
+    this.name = name;
+    this.slot = slot;
+    const stats = binding.budgetStats(slot);
+    this.#narrow = typeof stats === 'object' && stats.narrow;
+    if (this.#narrow) {
+      this.#used = BASE32 + slot * SLOT_WORDS32 + LOW;
+      this.#peak = BASE32 + slot * SLOT_WORDS32 + 2 + LOW;
+    } else {
+      this.#used = BASE64 + slot * SLOT_WORDS64;
+      this.#peak = BASE64 + slot * SLOT_WORDS64 + 1;
+    }
+    this.#limit = BASE64 + slot * SLOT_WORDS64 + 2;
+    registry.register(this, slot, this);
+  }
+
+  /**
+   * Opens the budget called `name`, creating it with `limit` bytes if it does
+   * not exist. Without `limit`, the budget must exist (`ERR_BUDGET_NOT_FOUND`).
+   * With a `limit` that differs from the existing one: `ERR_BUDGET_LIMIT_MISMATCH`
+   * (use {@link Budget.setLimit} to change it deliberately).
+   */
+  static open(name: string, limit?: number): Budget {
+    validateString(name, 'name');
+    if (name === '') throw new OutOfRangeError('name', 'a non-empty string (use Budget.create for a private budget)', name);
+    if (limit !== undefined) validateBytes(limit, 'limit');
+    return Budget.#open(name, limit);
+  }
+
+  /** Creates a private budget that no other open can find. */
+  static create(limit: number): Budget {
+    validateBytes(limit, 'limit');
+    return Budget.#open('', limit);
+  }
+
+  static #open(name: string, limit: number | undefined): Budget {
+    const r = binding.budgetOpen(name, limit);
+    if (r >= 0) return new Budget(name, r);
+    const code = -r;
+    const label = name ? JSON.stringify(name) : '(private)';
+    switch (code) {
+      case 3:
+        throw new BudgetError('ERR_BUDGET_NOT_FOUND', `No budget named ${label}; give a limit to create it`, name, 0, NaN, NaN);
+      case 4: {
+        const existing = Budget.#peekLimit(name);
+        throw new BudgetError(
+          'ERR_BUDGET_LIMIT_MISMATCH',
+          `Budget ${label} exists with a limit of ${existing} bytes, not ${limit}; open it without a limit or call setLimit()`,
+          name,
+          limit ?? 0,
+          existing,
+          NaN,
+        );
+      }
+      case 5:
+        throw new BudgetError('ERR_BUDGET_TOO_MANY', `Too many budgets open in this process (at most ${MAX})`, name, limit ?? 0, NaN, NaN);
+      default:
+        throw new BudgetError('ERR_BUDGET_CLOSED', `Could not open budget ${label}: ${NATIVE_ERRORS[code] ?? code}`, name, 0, NaN, NaN);
+    }
+  }
+
+  static #peekLimit(name: string): number {
+    const r = binding.budgetOpen(name);
+    if (r < 0) return NaN;
+    const s = binding.budgetStats(r);
+    binding.budgetClose(r);
+    return typeof s === 'object' ? s.limit : NaN;
+  }
+
+  /** Budgets in use in this process (all environments). */
+  static count(): number {
+    return binding.budgetCount();
+  }
+
+  /** Whether reservations run in JS on shared memory (false: one native call each). */
+  static get sharedMemory(): boolean {
+    return FAST;
+  }
+
+  /**
+   * Reserves `bytes` if that keeps the budget at or under its limit.
+   * Returns false (and changes nothing) when it would not.
+   */
+  tryReserve(bytes: number): boolean {
+    if (!Number.isSafeInteger(bytes) || bytes < 0) validateBytes(bytes, 'bytes');
+    if (this.#closed) this.#throwClosed();
+    if (!FAST) return this.#nativeReserve(bytes);
+    const slot = this.slot;
+    const limit = F64[this.#limit]!;
+    if (this.#narrow) {
+      const i = this.#used;
+      let cur = U32[i]!;
+      for (;;) {
+        const next = cur + bytes;
+        if (next > limit) {
+          LEDGER[MAX + MAX + slot]!++;
+          return false;
+        }
+        const prev = Atomics.compareExchange(U32, i, cur, next);
+        if (prev === cur) {
+          LEDGER[slot]! += bytes;
+          LEDGER[MAX + slot]!++;
+          if (next > U32[this.#peak]!) raisePeak32(this.#peak, next);
+          return true;
+        }
+        cur = prev;
+      }
+    }
+    const i = this.#used;
+    const b = BigInt(bytes);
+    let cur = Atomics.load(B64, i);
+    for (;;) {
+      const next = cur + b;
+      if (Number(next) > limit) {
+        LEDGER[MAX + MAX + slot]!++;
+        return false;
+      }
+      const prev = Atomics.compareExchange(B64, i, cur, next);
+      if (prev === cur) {
+        LEDGER[slot]! += bytes;
+        LEDGER[MAX + slot]!++;
+        if (next > B64[this.#peak]!) raisePeak64(this.#peak, next);
+        return true;
+      }
+      cur = prev;
+    }
+  }
+
+  /** Like {@link tryReserve}, but throws {@link BudgetExceededError} over the limit. */
+  reserve(bytes: number): void {
+    if (!this.tryReserve(bytes)) {
+      throw new BudgetExceededError(this.name, bytes, this.limit, this.used);
+    }
+  }
+
+  /**
+   * Returns `bytes` to the budget. At most what this environment holds can be
+   * released (`ERR_BUDGET_RELEASE_EXCEEDS_HELD`), so the counter never goes
+   * negative.
+   */
+  release(bytes: number): void {
+    if (!Number.isSafeInteger(bytes) || bytes < 0) validateBytes(bytes, 'bytes');
+    if (this.#closed) this.#throwClosed();
+    if (!FAST) {
+      const r = binding.budgetRelease(this.slot, bytes);
+      if (r !== 0) this.#throwRelease(bytes);
+      return;
+    }
+    const slot = this.slot;
+    const held = LEDGER[slot]!;
+    if (bytes > held) this.#throwRelease(bytes);
+    LEDGER[slot] = held - bytes;
+    if (this.#narrow) Atomics.sub(U32, this.#used, bytes);
+    else Atomics.sub(B64, this.#used, BigInt(bytes));
+  }
+
+  /** Bytes reserved now, process-wide. */
+  get used(): number {
+    if (!FAST) return this.#stats().used;
+    return this.#narrow ? U32[this.#used]! : Number(B64[this.#used]!);
+  }
+
+  /** Highest `used` reached. */
+  get peak(): number {
+    if (!FAST) return this.#stats().peak;
+    return this.#narrow ? U32[this.#peak]! : Number(B64[this.#peak]!);
+  }
+
+  get limit(): number {
+    if (!FAST) return this.#stats().limit;
+    return F64[this.#limit]!;
+  }
+
+  /** Bytes this environment holds on this budget. */
+  get held(): number {
+    if (this.#closed) return 0;
+    if (!FAST) return NaN;
+    return LEDGER[this.slot]!;
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** Process-wide statistics (one native call). */
+  stats(): BudgetStats {
+    if (this.#closed) this.#throwClosed();
+    const s = this.#stats();
+    return { ...s, held: FAST ? LEDGER[this.slot]! : NaN };
+  }
+
+  /**
+   * Changes the limit for every handle in every environment. It cannot go
+   * below what is reserved now (`ERR_BUDGET_LIMIT_BELOW_USAGE`), nor cross
+   * 2^32 - 1 bytes in either direction from where it was created, because
+   * that decides the counter's width (`ERR_OUT_OF_RANGE`). Reservations that
+   * race with a lowering may still complete against the old limit.
+   */
+  setLimit(limit: number): void {
+    validateBytes(limit, 'limit');
+    if (this.#closed) this.#throwClosed();
+    const r = binding.budgetSetLimit(this.slot, limit);
+    if (r === 7) {
+      throw new BudgetError(
+        'ERR_BUDGET_LIMIT_BELOW_USAGE',
+        `Cannot lower the limit of ${this.#label()} to ${limit} bytes: ${this.used} bytes are reserved`,
+        this.name,
+        limit,
+        this.limit,
+        this.used,
+      );
+    }
+    if (r === 8) {
+      throw new OutOfRangeError(
+        'limit',
+        this.#narrow ? 'at most 4294967295 for a budget created below 4 GiB' : 'above 4294967295 for a budget created above 4 GiB',
+        limit,
+      );
+    }
+  }
+
+  /**
+   * Closes this handle. When it is the environment's last handle on the
+   * budget, the bytes this environment still holds are returned. Idempotent.
+   */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    registry.unregister(this);
+    binding.budgetClose(this.slot);
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+
+  #nativeReserve(bytes: number): boolean {
+    return binding.budgetReserve(this.slot, bytes) === 0;
+  }
+
+  #stats(): Omit<BudgetStats, 'held'> {
+    const s = binding.budgetStats(this.slot);
+    if (typeof s === 'number') this.#throwClosed();
+    const { narrow: _narrow, ...rest } = s as Exclude<typeof s, number>;
+    return rest;
+  }
+
+  #label(): string {
+    return this.name ? `budget ${JSON.stringify(this.name)}` : 'the private budget';
+  }
+
+  #throwRelease(bytes: number): never {
+    throw new BudgetError(
+      'ERR_BUDGET_RELEASE_EXCEEDS_HELD',
+      `Cannot release ${bytes} bytes from ${this.#label()}: this thread holds ${this.held}`,
+      this.name,
+      bytes,
+      this.limit,
+      this.used,
+    );
+  }
+
+  #throwClosed(): never {
+    throw new BudgetError('ERR_BUDGET_CLOSED', `The handle on ${this.#label()} is closed`, this.name, 0, NaN, NaN);
+  }
+}
+
+function raisePeak32(i: number, value: number): void {
+  let peak = U32[i]!;
+  while (value > peak) {
+    const prev = Atomics.compareExchange(U32, i, peak, value);
+    if (prev === peak) return;
+    peak = prev;
+  }
+}
+
+function raisePeak64(i: number, value: bigint): void {
+  let peak = Atomics.load(B64, i);
+  while (value > peak) {
+    const prev = Atomics.compareExchange(B64, i, peak, value);
+    if (prev === peak) return;
+    peak = prev;
+  }
+}
+
+/** Exposed for argument checks of callers that take a Budget. */
+export function assertBudget(value: unknown, name: string): Budget {
+  if (!(value instanceof Budget)) throw new InvalidArgTypeError(name, 'an instance of Budget', value);
+  return value;
+}

@@ -1,0 +1,136 @@
+/**
+ * Argument validation shared by every public function. One message template
+ * per failure, Node-style codes. Validation happens before any native call
+ * and before any state changes, so a rejected call leaves everything as it was.
+ *
+ * @module
+ */
+import { InvalidArgTypeError, InvalidArgValueError, OutOfRangeError } from './errors';
+
+const MAX_SAFE = Number.MAX_SAFE_INTEGER;
+
+/** A byte count: an integer from 0 to 2^53 - 1 (no strings, no rounding). */
+export function validateBytes(value: unknown, name: string): number {
+  if (typeof value !== 'number') throw new InvalidArgTypeError(name, 'of type number', value);
+  if (!Number.isInteger(value) || value < 0 || value > MAX_SAFE) {
+    throw new OutOfRangeError(name, `an integer >= 0 and <= ${MAX_SAFE}`, value);
+  }
+  return value;
+}
+
+/** A finite number within [min, max]. */
+export function validateNumber(value: unknown, name: string, min = -Infinity, max = Infinity): number {
+  if (typeof value !== 'number') throw new InvalidArgTypeError(name, 'of type number', value);
+  if (!Number.isFinite(value) || value < min || value > max) {
+    throw new OutOfRangeError(name, rangeText(min, max, 'a finite number'), value);
+  }
+  return value;
+}
+
+/** An integer within [min, max]. */
+export function validateInteger(value: unknown, name: string, min = 0, max = MAX_SAFE): number {
+  if (typeof value !== 'number') throw new InvalidArgTypeError(name, 'of type number', value);
+  if (!Number.isInteger(value) || value < min || value > max) {
+    throw new OutOfRangeError(name, rangeText(min, max, 'an integer'), value);
+  }
+  return value;
+}
+
+/** A fraction in (0, 1] unless told otherwise. */
+export function validateFraction(value: unknown, name: string, allowZero = false): number {
+  if (typeof value !== 'number') throw new InvalidArgTypeError(name, 'of type number', value);
+  if (!Number.isFinite(value) || value > 1 || (allowZero ? value < 0 : value <= 0)) {
+    throw new OutOfRangeError(name, allowZero ? '>= 0 and <= 1' : '> 0 and <= 1', value);
+  }
+  return value;
+}
+
+export function validateString(value: unknown, name: string): string {
+  if (typeof value !== 'string') throw new InvalidArgTypeError(name, 'of type string', value);
+  return value;
+}
+
+export function validateBoolean(value: unknown, name: string): boolean {
+  if (typeof value !== 'boolean') throw new InvalidArgTypeError(name, 'of type boolean', value);
+  return value;
+}
+
+export function validateFunction<T extends (...args: never[]) => unknown>(value: unknown, name: string): T {
+  if (typeof value !== 'function') throw new InvalidArgTypeError(name, 'of type function', value);
+  return value as T;
+}
+
+export function validateObject<T extends object>(value: unknown, name: string): T {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new InvalidArgTypeError(name, 'of type object', value);
+  }
+  return value as T;
+}
+
+export function validateOneOf<T extends string>(value: unknown, name: string, allowed: readonly T[]): T {
+  if (typeof value !== 'string') throw new InvalidArgTypeError(name, 'of type string', value);
+  if (!(allowed as readonly string[]).includes(value)) {
+    throw new InvalidArgValueError(name, value, `must be one of ${allowed.map((a) => `'${a}'`).join(', ')}`);
+  }
+  return value as T;
+}
+
+// ---- sizes ----------------------------------------------------------------------
+
+/**
+ * Multipliers of the size units. Decimal SI units (kB, MB, GB, TB, PB) mean
+ * powers of 1000; binary IEC units (KiB, MiB, GiB, TiB, PiB) mean powers of
+ * 1024. Matching is case-insensitive for the letters (so 'mb' is MB), and a
+ * bare number or 'B' is bytes. 'K', 'M', 'G', 'T' alone are rejected as
+ * ambiguous.
+ */
+const UNITS: Record<string, number> = {
+  b: 1,
+  kb: 1e3,
+  mb: 1e6,
+  gb: 1e9,
+  tb: 1e12,
+  pb: 1e15,
+  kib: 1024,
+  mib: 1024 ** 2,
+  gib: 1024 ** 3,
+  tib: 1024 ** 4,
+  pib: 1024 ** 5,
+};
+
+/** A size given as bytes or as a human string such as `'512MB'` or `'2GiB'`. */
+export type Size = number | string;
+
+/**
+ * Parses a size to bytes. Numbers must already be whole bytes; strings are a
+ * number (decimals allowed, exponent allowed: '1.5GiB', '1e6') followed by an
+ * optional unit. The result is rounded down to whole bytes and must be at
+ * most 2^53 - 1.
+ */
+export function parseSize(value: unknown, name: string): number {
+  if (typeof value === 'number') return validateBytes(value, name);
+  if (typeof value !== 'string') throw new InvalidArgTypeError(name, 'of type number or string', value);
+  const m = /^\s*(\d+(?:\.\d+)?(?:e\d+)?)\s*([a-zA-Z]*)\s*$/.exec(value);
+  if (!m) throw new InvalidArgValueError(name, value, "must be a size such as 1048576, '512MB' or '2GiB'");
+  const unit = (m[2] ?? '').toLowerCase();
+  const mult = unit === '' ? 1 : UNITS[unit];
+  if (mult === undefined) {
+    throw new InvalidArgValueError(
+      name,
+      value,
+      'has an unknown unit (use B, kB, MB, GB, TB, PB for powers of 1000 or KiB, MiB, GiB, TiB, PiB for powers of 1024)',
+    );
+  }
+  const bytes = Math.floor(Number(m[1]) * mult);
+  if (!Number.isFinite(bytes) || bytes > MAX_SAFE) {
+    throw new OutOfRangeError(name, `at most ${MAX_SAFE} bytes`, value);
+  }
+  return bytes;
+}
+
+function rangeText(min: number, max: number, what: string): string {
+  if (min === -Infinity && max === Infinity) return what;
+  if (min === -Infinity) return `${what} <= ${max}`;
+  if (max === Infinity) return `${what} >= ${min}`;
+  return `${what} >= ${min} and <= ${max}`;
+}
