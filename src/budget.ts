@@ -26,6 +26,7 @@ import { sharedRegion, nativeLayout } from './sampler';
 import { validateBytes, validateString } from './validate';
 
 const MAX = nativeLayout.maxBudgets;
+const MAX_SAFE = Number.MAX_SAFE_INTEGER;
 const SLOT_WORDS32 = nativeLayout.budgetSlotBytes / 4;
 const SLOT_WORDS64 = nativeLayout.budgetSlotBytes / 8;
 const BASE32 = nativeLayout.budgetsOffset / 4;
@@ -164,7 +165,9 @@ export class Budget {
    * Returns false (and changes nothing) when it would not.
    */
   tryReserve(bytes: number): boolean {
-    if (!Number.isSafeInteger(bytes) || bytes < 0) validateBytes(bytes, 'bytes');
+    if (typeof bytes !== 'number' || !(bytes >= 0 && bytes <= MAX_SAFE) || Math.trunc(bytes) !== bytes) {
+      validateBytes(bytes, 'bytes');
+    }
     if (this.#closed) this.#throwClosed();
     if (!FAST) return this.#nativeReserve(bytes);
     const slot = this.slot;
@@ -221,7 +224,9 @@ export class Budget {
    * negative.
    */
   release(bytes: number): void {
-    if (!Number.isSafeInteger(bytes) || bytes < 0) validateBytes(bytes, 'bytes');
+    if (typeof bytes !== 'number' || !(bytes >= 0 && bytes <= MAX_SAFE) || Math.trunc(bytes) !== bytes) {
+      validateBytes(bytes, 'bytes');
+    }
     if (this.#closed) this.#throwClosed();
     if (!FAST) {
       const r = binding.budgetRelease(this.slot, bytes);

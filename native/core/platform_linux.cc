@@ -411,11 +411,15 @@ int read_psi(PsiResource resource, PsiInfo* out) {
 
 int read_disk(const char* path_utf8, DiskInfo* out) {
   if (path_utf8 == nullptr || *path_utf8 == '\0') return ENOENT;
-  struct stat st;
-  if (::stat(path_utf8, &st) != 0) return errno;
-  if (!S_ISDIR(st.st_mode)) return ENOTDIR;
+  // Resolving "<path>/." fails with ENOTDIR unless path is a directory, so a
+  // single statvfs both validates the path and reads the file system.
+  char buf[4096];
+  size_t len = strlen(path_utf8);
+  if (len + 3 > sizeof buf) return ENAMETOOLONG;
+  memcpy(buf, path_utf8, len);
+  memcpy(buf + len, "/.", 3);
   struct statvfs vfs;
-  if (statvfs(path_utf8, &vfs) != 0) return errno;
+  if (statvfs(buf, &vfs) != 0) return errno;
   uint64_t frsize = vfs.f_frsize ? vfs.f_frsize : vfs.f_bsize;
   out->total = static_cast<uint64_t>(vfs.f_blocks) * frsize;
   out->free = static_cast<uint64_t>(vfs.f_bfree) * frsize;
