@@ -11,8 +11,10 @@
 // can crash the process; the friendly validation happens in TypeScript.
 #include <napi.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 

@@ -7,6 +7,7 @@
 #include "shared.h"
 
 #include <chrono>
+#include <cstddef>
 #include <cmath>
 #include <condition_variable>
 #include <mutex>
@@ -111,7 +112,7 @@ void ledger_detach(Ledger* ledger) {
     }
     for (size_t i = 0; i < r.ledgers.size(); ++i) {
       if (r.ledgers[i] == ledger) {
-        r.ledgers.erase(r.ledgers.begin() + static_cast<long>(i));
+        r.ledgers.erase(r.ledgers.begin() + static_cast<std::ptrdiff_t>(i));
         break;
       }
     }

@@ -17,7 +17,7 @@ namespace rg {
 // thread under a sequence lock: `seq` is odd while a write is in progress.
 enum SnapshotField : int {
   kSnapSeq = 0,
-  kSnapTimestampMs,   // CLOCK_MONOTONIC (same clock as process.hrtime), ms
+  kSnapTimestampMs,   // monotonic_ns() in ms: the clock process.hrtime uses
   kSnapRss,           // bytes
   kSnapPeakRss,       // bytes, highest RSS this process reached
   kSnapCpuUserUs,     // process CPU time, user, microseconds
