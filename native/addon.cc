@@ -17,6 +17,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <vector>
 
 #include "core/platform.h"
 #include "core/shared.h"
@@ -79,6 +80,9 @@ class Addon : public Napi::Addon<Addon> {
         InstanceMethod("readCgroup", &Addon::ReadCgroup),
         InstanceMethod("readPsi", &Addon::ReadPsi),
         InstanceMethod("readDisk", &Addon::ReadDisk),
+        InstanceMethod("diskOpen", &Addon::DiskOpen),
+        InstanceMethod("diskRead", &Addon::DiskRead),
+        InstanceMethod("diskClose", &Addon::DiskClose),
         InstanceMethod("monotonicMs", &Addon::MonotonicMs),
         InstanceMethod("budgetOpen", &Addon::BudgetOpen),
         InstanceMethod("budgetClose", &Addon::BudgetClose),
@@ -106,6 +110,60 @@ class Addon : public Napi::Addon<Addon> {
     }
     rg::ledger_detach(ledger_);
     ledger_ = nullptr;
+    for (intptr_t fd : disks_) {
+      if (fd >= 0) rg::disk_close(fd);
+    }
+    disks_.clear();
+  }
+
+  // Disk handles are per environment: an index into disks_, -1 once closed.
+  int ArgDisk(const Napi::CallbackInfo& info) {
+    if (info.Length() < 1 || !info[0].IsNumber()) throw TypeErr(info.Env(), "disk handle must be a number");
+    double v = info[0].As<Napi::Number>().DoubleValue();
+    if (!(v >= 0) || v >= static_cast<double>(disks_.size()) || std::floor(v) != v || disks_[static_cast<size_t>(v)] < 0) {
+      throw RangeErr(info.Env(), "disk handle is not open");
+    }
+    return static_cast<int>(v);
+  }
+
+  // diskOpen(path) -> handle (>= 0) or -errno.
+  Napi::Value DiskOpen(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 1 || !info[0].IsString()) throw TypeErr(env, "path must be a string");
+    std::string path = info[0].As<Napi::String>().Utf8Value();
+    if (path.find('\0') != std::string::npos) return Napi::Number::New(env, -ENOENT);
+    intptr_t fd = -1;
+    int err = rg::disk_open(path.c_str(), &fd);
+    if (err != 0) return Napi::Number::New(env, -err);
+    for (size_t i = 0; i < disks_.size(); ++i) {
+      if (disks_[i] < 0) {
+        disks_[i] = fd;
+        return Napi::Number::New(env, static_cast<double>(i));
+      }
+    }
+    disks_.push_back(fd);
+    return Napi::Number::New(env, static_cast<double>(disks_.size() - 1));
+  }
+
+  // diskRead(handle, Float64Array[3]) -> 0 or errno.
+  Napi::Value DiskRead(const Napi::CallbackInfo& info) {
+    int h = ArgDisk(info);
+    Napi::Float64Array out = ArgOut(info, 1, 3);
+    rg::DiskInfo d;
+    int err = rg::read_disk_handle(disks_[static_cast<size_t>(h)], &d);
+    if (err == 0) {
+      out[0] = static_cast<double>(d.total);
+      out[1] = static_cast<double>(d.free);
+      out[2] = static_cast<double>(d.available);
+    }
+    return Napi::Number::New(info.Env(), err);
+  }
+
+  Napi::Value DiskClose(const Napi::CallbackInfo& info) {
+    int h = ArgDisk(info);
+    rg::disk_close(disks_[static_cast<size_t>(h)]);
+    disks_[static_cast<size_t>(h)] = -1;
+    return info.Env().Undefined();
   }
 
   Napi::Value Layout(const Napi::CallbackInfo& info) {
@@ -390,6 +448,7 @@ class Addon : public Napi::Addon<Addon> {
   rg::Ledger* ledger_ = nullptr;
   bool sampler_held_ = false;
   bool torn_down_ = false;
+  std::vector<intptr_t> disks_;
 };
 
 }  // namespace

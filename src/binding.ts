@@ -38,6 +38,11 @@ export interface NativeBinding {
   readPsi(resource: 'memory' | 'cpu' | 'io'): NativePsi | number;
   /** Fills [total, free, available]; returns 0 or errno. */
   readDisk(path: string, out: Float64Array): number;
+  /** Handle (>= 0) or -errno. */
+  diskOpen(path: string): number;
+  /** Fills [total, free, available]; returns 0 or errno. */
+  diskRead(handle: number, out: Float64Array): number;
+  diskClose(handle: number): void;
   monotonicMs(): number;
   /** Slot (>= 0) or -code. */
   budgetOpen(name: string, limit?: number): number;

@@ -281,6 +281,69 @@ export function readDisk(dir: string): DiskInfo {
   return { path: dir, total: triple[0]!, free: triple[1]!, available: triple[2]! };
 }
 
+const diskHandles = new FinalizationRegistry<number>((handle) => binding.diskClose(handle));
+
+/**
+ * A directory kept open for repeated disk-space reads: each read is one
+ * `fstatvfs` on the kept descriptor instead of a path lookup (Linux, macOS).
+ * On Windows, which reads by path, it reads by path. Close it when done; a
+ * reader that is garbage-collected is closed for you.
+ */
+export class DiskReader {
+  readonly path: string;
+  #handle: number;
+
+  private constructor(path: string, handle: number) {
+    this.path = path;
+    this.#handle = handle;
+    if (handle >= 0) diskHandles.register(this, handle, this);
+  }
+
+  /** Opens `dir`, which must be an existing directory (throws {@link PathError}). */
+  static open(dir: string): DiskReader {
+    validateString(dir, 'path');
+    const h = dir.includes('\0') ? -ENOENT : binding.diskOpen(dir);
+    if (h >= 0) return new DiskReader(dir, h);
+    if (-h === ENOSYS) {
+      readDisk(dir); // validates the path the same way
+      return new DiskReader(dir, -1);
+    }
+    throw pathError(dir, -h);
+  }
+
+  /** Fills `out` with [total, free, available]; returns 0 or an errno. No allocation. */
+  readInto(out: Float64Array): number {
+    if (this.#handle === -2) return EBADF;
+    return this.#handle >= 0 ? binding.diskRead(this.#handle, out) : binding.readDisk(this.path, out);
+  }
+
+  /** Reads the file system's space now. */
+  read(): DiskInfo {
+    const err = this.readInto(triple);
+    if (err !== 0) throw pathError(this.path, err);
+    return { path: this.path, total: triple[0]!, free: triple[1]!, available: triple[2]! };
+  }
+
+  get closed(): boolean {
+    return this.#handle === -2;
+  }
+
+  /** Releases the descriptor. Idempotent. */
+  close(): void {
+    if (this.#handle >= 0) {
+      diskHandles.unregister(this);
+      binding.diskClose(this.#handle);
+    }
+    this.#handle = -2;
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+}
+
+const EBADF = 9;
+
 function pathError(dir: string, errno: number): PathError {
   if (errno === ENOENT) return new PathError('ERR_PATH_NOT_FOUND', dir, errno, 'no such file or directory');
   if (errno === ENOTDIR) return new PathError('ERR_NOT_A_DIRECTORY', dir, errno, 'not a directory');

@@ -9,6 +9,7 @@ import { describe, expect, test } from 'vitest';
 import {
   cpuCount,
   cpuLoadBetween,
+  DiskReader,
   readCgroup,
   readDisk,
   readPeakRss,
@@ -173,6 +174,25 @@ describe('disk', () => {
     const cols = out[out.length - 1]!.split(/\s+/);
     const availKiB = Number(cols[3]);
     expect(Math.abs(readDisk(dir).available - availKiB * 1024)).toBeLessThan(64 * MiB);
+  });
+
+  test('a kept-open DiskReader reads the same file system as readDisk and fs.statfsSync', () => {
+    const reader = DiskReader.open(dir);
+    const a = reader.read();
+    const b = readDisk(dir);
+    expect(a.total).toBe(b.total);
+    expect(Math.abs(a.available - b.available)).toBeLessThan(64 * MiB);
+    const out = new Float64Array(3);
+    expect(reader.readInto(out)).toBe(0);
+    expect(out[0]).toBe(b.total);
+    reader.close();
+    expect(reader.closed).toBe(true);
+    expect(reader.readInto(out)).not.toBe(0);
+    expect(() => reader.read()).toThrow(expect.objectContaining({ code: 'ERR_PATH_UNREADABLE' }));
+    reader.close();
+    expect(() => DiskReader.open('/definitely/not/here')).toThrow(expect.objectContaining({ code: 'ERR_PATH_NOT_FOUND' }));
+    expect(() => DiskReader.open(__filename)).toThrow(expect.objectContaining({ code: 'ERR_NOT_A_DIRECTORY' }));
+    expect(() => DiskReader.open(null as unknown as string)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }));
   });
 
   test('a missing path, a file and a non-string are typed errors', () => {

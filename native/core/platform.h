@@ -71,6 +71,12 @@ int read_psi(PsiResource resource, PsiInfo* out);
 // Space on the file system holding `path_utf8`, which must name an existing
 // directory (ENOENT / ENOTDIR otherwise).
 int read_disk(const char* path_utf8, DiskInfo* out);
+// A directory kept open for repeated disk reads: one fstatvfs per read
+// instead of a path lookup. disk_open fails like read_disk (ENOENT, ENOTDIR);
+// ENOSYS where the platform reads by path only (Windows).
+int disk_open(const char* path_utf8, intptr_t* handle);
+int read_disk_handle(intptr_t handle, DiskInfo* out);
+void disk_close(intptr_t handle);
 // Monotonic clock, nanoseconds; only differences are meaningful.
 uint64_t monotonic_ns();
 // Short name of the platform implementation ("linux", "darwin", "win32").

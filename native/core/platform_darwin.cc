@@ -23,6 +23,7 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/sysctl.h>
+#include <fcntl.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -245,6 +246,28 @@ uint64_t monotonic_ns() {
   // keeps counting during sleep. CLOCK_MONOTONIC would not do: on macOS it is
   // derived from the wall clock and has microsecond resolution.
   return clock_gettime_nsec_np(CLOCK_MONOTONIC_RAW);
+}
+
+int disk_open(const char* path_utf8, intptr_t* handle) {
+  if (path_utf8 == nullptr || *path_utf8 == '\0') return ENOENT;
+  int fd = open(path_utf8, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return errno;
+  *handle = fd;
+  return 0;
+}
+
+int read_disk_handle(intptr_t handle, DiskInfo* out) {
+  struct statfs fs;
+  if (fstatfs(static_cast<int>(handle), &fs) != 0) return errno;
+  uint64_t bsize = static_cast<uint64_t>(fs.f_bsize);
+  out->total = static_cast<uint64_t>(fs.f_blocks) * bsize;
+  out->free = static_cast<uint64_t>(fs.f_bfree) * bsize;
+  out->available = static_cast<uint64_t>(fs.f_bavail) * bsize;
+  return 0;
+}
+
+void disk_close(intptr_t handle) {
+  if (handle >= 0) close(static_cast<int>(handle));
 }
 
 const char* platform_name() { return "darwin"; }

@@ -427,6 +427,28 @@ int read_disk(const char* path_utf8, DiskInfo* out) {
   return 0;
 }
 
+int disk_open(const char* path_utf8, intptr_t* handle) {
+  if (path_utf8 == nullptr || *path_utf8 == '\0') return ENOENT;
+  int fd = open(path_utf8, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return errno;
+  *handle = fd;
+  return 0;
+}
+
+int read_disk_handle(intptr_t handle, DiskInfo* out) {
+  struct statvfs vfs;
+  if (fstatvfs(static_cast<int>(handle), &vfs) != 0) return errno;
+  uint64_t frsize = vfs.f_frsize ? vfs.f_frsize : vfs.f_bsize;
+  out->total = static_cast<uint64_t>(vfs.f_blocks) * frsize;
+  out->free = static_cast<uint64_t>(vfs.f_bfree) * frsize;
+  out->available = static_cast<uint64_t>(vfs.f_bavail) * frsize;
+  return 0;
+}
+
+void disk_close(intptr_t handle) {
+  if (handle >= 0) close(static_cast<int>(handle));
+}
+
 uint64_t monotonic_ns() {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);

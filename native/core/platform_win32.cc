@@ -214,6 +214,11 @@ uint64_t monotonic_ns() {
   return ticks / freq * 1000000000ull + ticks % freq * 1000000000ull / freq;
 }
 
+// GetDiskFreeSpaceExW takes a path, not a handle: callers read by path.
+int disk_open(const char*, intptr_t*) { return ENOSYS; }
+int read_disk_handle(intptr_t, DiskInfo*) { return ENOSYS; }
+void disk_close(intptr_t) {}
+
 const char* platform_name() { return "win32"; }
 
 }  // namespace rg

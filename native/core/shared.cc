@@ -39,7 +39,7 @@ Registry& registry() {
 }
 
 uint64_t limit_of(const BudgetSlot& s) {
-  return static_cast<uint64_t>(s.limit.load(std::memory_order_acquire));
+  return static_cast<uint64_t>(s.limit.load(std::memory_order_seq_cst));
 }
 
 void raise_peak(BudgetSlot& s, uint64_t value) {
@@ -178,9 +178,19 @@ int budget_reserve(Ledger* ledger, int slot, uint64_t bytes) {
       add_double(ledger->failures[slot], 1);
       return kBudgetOverLimit;
     }
-    if (s.used.compare_exchange_weak(cur, cur + bytes, std::memory_order_acq_rel, std::memory_order_relaxed)) {
+    if (s.used.compare_exchange_weak(cur, cur + bytes, std::memory_order_seq_cst, std::memory_order_relaxed)) {
       break;
     }
+  }
+  // budget_set_limit may have lowered the limit after we loaded it. It
+  // publishes the limit and then reads `used`; we CAS `used` and then read
+  // the limit (all seq_cst), so at least one side sees the other: either it
+  // reports kBudgetBelowUsage, or we see the new limit here and back out.
+  // (Readers of `used` may see the backed-out bytes for a moment.)
+  if (cur + bytes > limit_of(s)) {
+    s.used.fetch_sub(bytes, std::memory_order_acq_rel);
+    add_double(ledger->failures[slot], 1);
+    return kBudgetOverLimit;
   }
   add_double(ledger->held[slot], static_cast<double>(bytes));
   add_double(ledger->successes[slot], 1);
@@ -206,8 +216,13 @@ int budget_set_limit(Ledger* ledger, int slot, uint64_t limit) {
   BudgetSlot& s = g_region.budgets[slot];
   bool narrow = (s.flags.load(std::memory_order_relaxed) & kBudgetNarrow) != 0;
   if (narrow != (limit <= kNarrowMax)) return kBudgetWidthChange;
-  if (s.used.load(std::memory_order_acquire) > limit) return kBudgetBelowUsage;
-  s.limit.store(static_cast<double>(limit), std::memory_order_release);
+  // Publish first, then check (see budget_reserve): a reservation racing
+  // with a lowering either shows up in `used` here or sees the new limit.
+  double old_limit = s.limit.exchange(static_cast<double>(limit), std::memory_order_seq_cst);
+  if (s.used.load(std::memory_order_seq_cst) > limit) {
+    s.limit.store(old_limit, std::memory_order_seq_cst);
+    return kBudgetBelowUsage;
+  }
   return kBudgetOk;
 }
 
@@ -258,6 +273,7 @@ struct SamplerState {
   int users = 0;
   bool stop = false;
   std::atomic<double> interval_ms{kDefaultIntervalMs};
+  uint64_t interval_changes = 0;  // guarded by mu; wakes the thread
   Sample ring[kRing];
   int ring_len = 0, ring_head = 0;
   uint64_t samples = 0, errors = 0;
@@ -339,13 +355,23 @@ void take_sample(SamplerState& st) {
 }
 
 void run(SamplerState* st) {
+  using Clock = std::chrono::steady_clock;
   std::unique_lock<std::mutex> lock(st->mu);
   while (!st->stop) {
     lock.unlock();
     take_sample(*st);
     lock.lock();
-    auto wait = std::chrono::duration<double, std::milli>(st->interval_ms.load(std::memory_order_relaxed));
-    st->cv.wait_for(lock, wait, [st] { return st->stop; });
+    Clock::time_point last = Clock::now();
+    // Wait one interval after this sample. A new interval re-targets the
+    // wait (still measured from this sample); a stop ends it.
+    while (!st->stop) {
+      uint64_t changes = st->interval_changes;
+      auto due = last + std::chrono::duration_cast<Clock::duration>(
+                            std::chrono::duration<double, std::milli>(st->interval_ms.load(std::memory_order_relaxed)));
+      if (!st->cv.wait_until(lock, due, [st, changes] { return st->stop || st->interval_changes != changes; })) {
+        break;  // due: take the next sample
+      }
+    }
   }
 }
 
@@ -381,7 +407,11 @@ void sampler_set_interval(double ms) {
   if (!(ms >= kMinIntervalMs)) ms = kMinIntervalMs;
   if (ms > kMaxIntervalMs) ms = kMaxIntervalMs;
   SamplerState& st = sampler();
-  st.interval_ms.store(ms, std::memory_order_relaxed);
+  {
+    std::lock_guard<std::mutex> lock(st.mu);
+    st.interval_ms.store(ms, std::memory_order_relaxed);
+    ++st.interval_changes;
+  }
   st.cv.notify_all();
   store(kSnapIntervalMs, ms);
 }

@@ -1,0 +1,576 @@
+/**
+ * Health: the figures a process is judged by (memory against its limit, disk,
+ * CPU, event-loop lag, memory pressure stall, budgets), a JSON report of them
+ * with a status, and an HTTP handler that serves the report for Kubernetes
+ * probes: 200 while healthy or degraded, 503 when unhealthy.
+ *
+ * Every source is injectable. By default the figures come from the real
+ * samplers: resident set size against the cgroup memory limit (or physical
+ * RAM when there is none), the file system holding the working directory,
+ * the sampler snapshot's host CPU load, `monitorEventLoopDelay` and
+ * `/proc/pressure/memory`.
+ *
+ * @module
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
+import {
+  DegradationController,
+  type DegradationLevel,
+  type DegradationOptions,
+  type DegradationStatus,
+} from './degradation';
+import { InvalidArgTypeError } from './errors';
+import { pressure, type PressureLevel } from './pressure';
+import { readCgroup, readDisk, readPsi, readRss, readSnapshot, readSystemMemory } from './sampler';
+import {
+  parseSize,
+  validateBoolean,
+  validateFunction,
+  validateInteger,
+  validateNumber,
+  validateObject,
+  validateString,
+  type Size,
+} from './validate';
+
+// ---- figures ----------------------------------------------------------------------------
+
+export interface MemoryFigures {
+  /** Bytes in use (resident set size by default). */
+  usage: number;
+  /** Bytes allowed, or null when no limit is known. */
+  limit: number | null;
+  /** Where the limit came from. */
+  source: 'cgroup' | 'system' | 'configured' | 'custom';
+}
+
+export interface DiskFigures {
+  path: string;
+  /** Size of the file system, bytes. */
+  total: number;
+  /** Bytes an unprivileged process may still write. */
+  available: number;
+}
+
+export interface CpuFigures {
+  /** Host CPU load 0..1. */
+  load: number;
+  /** This process's CPU seconds per wall second (may exceed 1), or null. */
+  processLoad: number | null;
+  /** Logical CPUs, or null. */
+  cpus: number | null;
+}
+
+export interface EventLoopFigures {
+  /** 99th percentile of the event-loop delay over the last window, ms. */
+  lagMs: number;
+  meanMs: number;
+  maxMs: number;
+}
+
+/** Everything a report reads. A null section is unknown (not zero). */
+export interface ResourceFigures {
+  memory: MemoryFigures | null;
+  disk: DiskFigures | null;
+  cpu: CpuFigures | null;
+  eventLoop: EventLoopFigures | null;
+  /** PSI memory `some avg10`, percent, or null where the kernel has none. */
+  psi: number | null;
+  /** Why a section is null, when reading it failed. */
+  errors?: Partial<Record<'memory' | 'disk' | 'cpu' | 'eventLoop' | 'psi', string>>;
+}
+
+export interface ResourceSamplerOptions {
+  /** Directory whose file system is watched. @default process.cwd() at each read */
+  diskPath?: string;
+  /** Memory limit to judge usage against (bytes or a size string). @default the cgroup limit, else physical RAM */
+  memoryLimit?: Size;
+  /** Read host CPU load from the sampler snapshot (starts the native sampler thread). @default true */
+  cpu?: boolean;
+  /** Measure event-loop delay with `perf_hooks.monitorEventLoopDelay`. @default true */
+  eventLoop?: boolean;
+  /** Resolution of the event-loop monitor, ms. @default 10 */
+  eventLoopResolutionMs?: number;
+  /**
+   * Shortest window the event-loop figures cover: reads closer together than
+   * this return the figures of the window in progress instead of starting a
+   * new one, so a probe and a scrape do not starve each other. @default 1000
+   */
+  eventLoopWindowMs?: number;
+  /** Read `/proc/pressure/memory`. @default true */
+  psi?: boolean;
+}
+
+/** A function that reads {@link ResourceFigures}; `close()` stops its event-loop monitor. */
+export interface ResourceSampler {
+  (): ResourceFigures;
+  close(): void;
+}
+
+/** Creates a reader of the real figures (see {@link ResourceSamplerOptions}). */
+export function createResourceSampler(options: ResourceSamplerOptions = {}): ResourceSampler {
+  validateObject(options, 'options');
+  const diskPath = options.diskPath === undefined ? null : validateString(options.diskPath, 'options.diskPath');
+  const memoryLimit = options.memoryLimit === undefined ? null : parseSize(options.memoryLimit, 'options.memoryLimit');
+  const wantCpu = options.cpu === undefined ? true : validateBoolean(options.cpu, 'options.cpu');
+  const wantLoop = options.eventLoop === undefined ? true : validateBoolean(options.eventLoop, 'options.eventLoop');
+  const wantPsi = options.psi === undefined ? true : validateBoolean(options.psi, 'options.psi');
+  const resolutionMs =
+    options.eventLoopResolutionMs === undefined ? 10 : validateInteger(options.eventLoopResolutionMs, 'options.eventLoopResolutionMs', 1, 10_000);
+  const windowMs =
+    options.eventLoopWindowMs === undefined ? 1000 : validateNumber(options.eventLoopWindowMs, 'options.eventLoopWindowMs', 0);
+
+  let histogram: IntervalHistogram | null = null;
+  if (wantLoop) {
+    histogram = monitorEventLoopDelay({ resolution: resolutionMs });
+    histogram.enable();
+  }
+  let windowStart = Date.now();
+  let lastLoop: EventLoopFigures | null = null;
+  // The histogram records the timer's full period, so the resolution itself
+  // is subtracted: an idle loop reports about 0 ms, not 10.
+  const loopFigures = (h: IntervalHistogram): EventLoopFigures => {
+    const base = resolutionMs * 1e6;
+    const ms = (ns: number) => Math.max(0, ns - base) / 1e6;
+    return { lagMs: ms(h.percentile(99)), meanMs: ms(h.mean), maxMs: ms(h.max) };
+  };
+
+  const sample = (() => {
+    const errors: NonNullable<ResourceFigures['errors']> = {};
+    const figures: ResourceFigures = { memory: null, disk: null, cpu: null, eventLoop: null, psi: null };
+    try {
+      figures.memory = readMemory(memoryLimit);
+    } catch (err) {
+      errors.memory = message(err);
+    }
+    try {
+      const d = readDisk(diskPath ?? process.cwd());
+      figures.disk = { path: d.path, total: d.total, available: d.available };
+    } catch (err) {
+      errors.disk = message(err);
+    }
+    if (wantCpu) {
+      try {
+        const s = readSnapshot();
+        if (Number.isFinite(s.sysLoad)) {
+          figures.cpu = {
+            load: s.sysLoad,
+            processLoad: Number.isFinite(s.processLoad) ? s.processLoad : null,
+            cpus: s.cpuCount > 0 ? s.cpuCount : null,
+          };
+        }
+      } catch (err) {
+        errors.cpu = message(err);
+      }
+    }
+    if (histogram !== null) {
+      const now = Date.now();
+      if (histogram.count > 0) {
+        lastLoop = loopFigures(histogram);
+        if (now - windowStart >= windowMs) {
+          histogram.reset();
+          windowStart = now;
+        }
+      }
+      figures.eventLoop = lastLoop;
+    }
+    if (wantPsi) {
+      try {
+        figures.psi = readPsi('memory')?.some.avg10 ?? null;
+      } catch (err) {
+        errors.psi = message(err);
+      }
+    }
+    if (Object.keys(errors).length > 0) figures.errors = errors;
+    return figures;
+  }) as ResourceSampler;
+  sample.close = () => {
+    histogram?.disable();
+    histogram = null;
+  };
+  return sample;
+}
+
+function readMemory(limit: number | null): MemoryFigures {
+  const usage = readRss();
+  if (limit !== null) return { usage, limit, source: 'configured' };
+  let total = NaN;
+  try {
+    total = readSystemMemory().total;
+  } catch {
+    // Physical RAM unknown: a cgroup limit may still be there.
+  }
+  let cgroupLimit: number | null = null;
+  try {
+    cgroupLimit = readCgroup().memoryLimit;
+  } catch {
+    // No readable cgroup: judge against physical RAM.
+  }
+  if (cgroupLimit !== null && cgroupLimit > 0 && !(cgroupLimit >= total)) return { usage, limit: cgroupLimit, source: 'cgroup' };
+  if (total > 0) return { usage, limit: total, source: 'system' };
+  return { usage, limit: null, source: 'system' };
+}
+
+function message(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+/**
+ * The controller readings of a set of figures: memory as a fraction of its
+ * limit, disk bytes available, host CPU load, event-loop p99 lag and PSI.
+ * Unknown figures are left out (undefined), so a controller keeps its last
+ * reading of them rather than taking them as zero.
+ */
+export function statusFromFigures(figures: Partial<ResourceFigures>): DegradationStatus {
+  const status: DegradationStatus = {};
+  const m = figures.memory;
+  if (m && m.limit !== null && m.limit > 0 && m.usage >= 0) status.memory = m.usage / m.limit;
+  if (figures.disk && figures.disk.available >= 0) status.diskAvailable = figures.disk.available;
+  if (figures.cpu && figures.cpu.load >= 0) status.cpu = figures.cpu.load;
+  if (figures.eventLoop && figures.eventLoop.lagMs >= 0) status.eventLoopLagMs = figures.eventLoop.lagMs;
+  if (typeof figures.psi === 'number' && figures.psi >= 0) status.psi = figures.psi;
+  return status;
+}
+
+// ---- sources shared by health and metrics ------------------------------------------------
+
+/** A byte budget as reports read it; {@link Budget} handles qualify. */
+export interface BudgetLike {
+  readonly name: string;
+  readonly used: number;
+  readonly limit: number;
+  readonly peak?: number;
+  readonly closed?: boolean;
+  readonly slot?: number;
+  stats?(): { successes: number; failures: number };
+}
+
+/** Where health reports and metrics get their figures. */
+export interface ReportSources {
+  /** The controller whose level is reported. Without one, the level is classified from the figures (no hysteresis). */
+  controller?: DegradationController | null;
+  /** Feed the figures read for a report into `controller` (when nothing else drives it). @default false */
+  updateController?: boolean;
+  /** Thresholds for classifying the level when there is no controller. */
+  degradation?: DegradationOptions;
+  /** Reader of the figures; a partial result leaves the other sections unknown. @default createResourceSampler({ diskPath }) */
+  figures?: () => Partial<ResourceFigures>;
+  /** Directory watched by the default figures reader. @default process.cwd() */
+  diskPath?: string;
+  /** Budgets to report: a list, or a function returning one at each report. */
+  budgets?: Iterable<BudgetLike> | (() => Iterable<BudgetLike>);
+}
+
+/** One budget as reports show it. */
+export interface BudgetFigures {
+  /** Name (or `(private N)` for a private budget, N its slot). */
+  name: string;
+  used: number;
+  limit: number;
+  peak: number | null;
+  percent: number;
+  pressure: PressureLevel;
+  successes: number | null;
+  failures: number | null;
+}
+
+const defaultSamplers = new Map<string, ResourceSampler>();
+
+function defaultSampler(diskPath: string | undefined): ResourceSampler {
+  const key = diskPath ?? '';
+  let s = defaultSamplers.get(key);
+  if (s === undefined) {
+    s = createResourceSampler(diskPath === undefined ? {} : { diskPath });
+    defaultSamplers.set(key, s);
+  }
+  return s;
+}
+
+/** Validates a sources object once (health handler, metrics registration). */
+export function checkSources(sources: ReportSources, name = 'options'): void {
+  validateObject(sources, name);
+  const c = sources.controller;
+  if (c !== undefined && c !== null && !(c instanceof DegradationController)) {
+    throw new InvalidArgTypeError(`${name}.controller`, 'an instance of DegradationController', c);
+  }
+  if (sources.updateController !== undefined) validateBoolean(sources.updateController, `${name}.updateController`);
+  if (sources.degradation !== undefined) validateObject(sources.degradation, `${name}.degradation`);
+  if (sources.figures !== undefined) validateFunction(sources.figures, `${name}.figures`);
+  if (sources.diskPath !== undefined) validateString(sources.diskPath, `${name}.diskPath`);
+  const b = sources.budgets;
+  if (b !== undefined && typeof b !== 'function' && !(typeof b === 'object' && b !== null && Symbol.iterator in b)) {
+    throw new InvalidArgTypeError(`${name}.budgets`, 'an iterable of budgets or a function', b);
+  }
+}
+
+/** Reads the figures of `sources`, normalised: every section present, null where unknown. */
+export function readFigures(sources: ReportSources = {}): ResourceFigures {
+  const raw = sources.figures ? sources.figures() : defaultSampler(sources.diskPath)();
+  if (typeof raw !== 'object' || raw === null) throw new InvalidArgTypeError('figures()', 'to return an object', raw);
+  const out: ResourceFigures = {
+    memory: raw.memory ?? null,
+    disk: raw.disk ?? null,
+    cpu: raw.cpu ?? null,
+    eventLoop: raw.eventLoop ?? null,
+    psi: typeof raw.psi === 'number' ? raw.psi : null,
+  };
+  if (raw.errors && Object.keys(raw.errors).length > 0) out.errors = raw.errors;
+  return out;
+}
+
+/**
+ * Reads the budgets of `sources` (closed handles are left out). Reservation
+ * counts need one native call per budget (`stats()`), so they are read only
+ * when `counts` is true; otherwise they are null.
+ */
+export function readBudgets(sources: ReportSources = {}, counts = true): BudgetFigures[] {
+  const b = sources.budgets;
+  if (b === undefined) return [];
+  const list = typeof b === 'function' ? b() : b;
+  const out: BudgetFigures[] = [];
+  for (const budget of list) {
+    if (budget.closed === true) continue;
+    const used = budget.used;
+    const limit = budget.limit;
+    const p = pressure(used, limit);
+    let successes: number | null = null;
+    let failures: number | null = null;
+    if (counts && typeof budget.stats === 'function') {
+      const s = budget.stats();
+      successes = s.successes;
+      failures = s.failures;
+    }
+    out.push({
+      name: budget.name !== '' ? budget.name : `(private ${budget.slot ?? out.length})`,
+      used,
+      limit,
+      peak: typeof budget.peak === 'number' ? budget.peak : null,
+      percent: p.percent,
+      pressure: p.level,
+      successes,
+      failures,
+    });
+  }
+  return out;
+}
+
+const classifiers = new WeakMap<object, DegradationController>();
+const DEFAULT_KEY = {};
+
+/**
+ * The level to report and whether it is forced: the controller's (fed the
+ * figures first when `updateController`), else a classification of the
+ * figures against the thresholds.
+ */
+export function levelOf(sources: ReportSources, figures: ResourceFigures): { level: DegradationLevel; forced: boolean } {
+  const c = sources.controller;
+  if (c) {
+    if (sources.updateController) c.update(statusFromFigures(figures));
+    return { level: c.level, forced: c.forced };
+  }
+  const key = sources.degradation ?? DEFAULT_KEY;
+  let classifier = classifiers.get(key);
+  if (classifier === undefined) {
+    classifier = new DegradationController(sources.degradation);
+    classifiers.set(key, classifier);
+  }
+  classifier.reset();
+  return { level: classifier.update(statusFromFigures(figures)).level, forced: false };
+}
+
+// ---- the report ---------------------------------------------------------------------------
+
+export type HealthStatus = 'healthy' | 'degraded' | 'unhealthy';
+
+/** normal → healthy; reduced, minimal → degraded; emergency → unhealthy. */
+export function healthStatusFor(level: DegradationLevel): HealthStatus {
+  return level === 'normal' ? 'healthy' : level === 'emergency' ? 'unhealthy' : 'degraded';
+}
+
+/** The health JSON. Sizes in MB are decimal (10^6 bytes) and rounded; percentages to 0.1. */
+export interface HealthReport {
+  status: HealthStatus;
+  level: DegradationLevel;
+  /** The level was pinned with `controller.force()`. */
+  forced: boolean;
+  /** ISO 8601 time of the report. */
+  timestamp: string;
+  uptime_s: number;
+  memory: {
+    usage_mb: number;
+    limit_mb: number | null;
+    percent: number | null;
+    pressure: PressureLevel | null;
+    usage_bytes: number;
+    limit_bytes: number | null;
+    source: MemoryFigures['source'];
+  } | null;
+  disk: {
+    path: string;
+    available_mb: number;
+    total_mb: number;
+    used_percent: number;
+    available_bytes: number;
+    total_bytes: number;
+  } | null;
+  cpu: { load: number; percent: number; process_load: number | null; cpus: number | null } | null;
+  event_loop: { lag_ms: number; mean_ms: number; max_ms: number } | null;
+  psi: { memory_some_avg10: number } | null;
+  budgets: Array<{
+    name: string;
+    used_bytes: number;
+    limit_bytes: number;
+    peak_bytes: number | null;
+    percent: number;
+    pressure: PressureLevel;
+  }>;
+  /** Present when a section could not be read: why. */
+  errors?: ResourceFigures['errors'];
+}
+
+const mb = (bytes: number) => Math.round(bytes / 1e6);
+const r1 = (x: number) => Math.round(x * 10) / 10;
+const r3 = (x: number) => Math.round(x * 1000) / 1000;
+
+/**
+ * A health report. With no options it reads the real samplers and classifies
+ * the level against the default thresholds; pass the controller that drives
+ * your degradation so the report shows its level (with hysteresis).
+ */
+export function healthReport(sources: ReportSources = {}): HealthReport {
+  checkSources(sources);
+  return buildReport(sources);
+}
+
+function buildReport(sources: ReportSources): HealthReport {
+  const f = readFigures(sources);
+  const { level, forced } = levelOf(sources, f);
+  const m = f.memory;
+  let memory: HealthReport['memory'] = null;
+  if (m) {
+    const p = m.limit !== null ? pressure(m.usage, m.limit) : null;
+    memory = {
+      usage_mb: mb(m.usage),
+      limit_mb: m.limit === null ? null : mb(m.limit),
+      percent: p === null ? null : r1(p.percent),
+      pressure: p === null ? null : p.level,
+      usage_bytes: m.usage,
+      limit_bytes: m.limit,
+      source: m.source,
+    };
+  }
+  const d = f.disk;
+  const report: HealthReport = {
+    status: healthStatusFor(level),
+    level,
+    forced,
+    timestamp: new Date().toISOString(),
+    uptime_s: r1(process.uptime()),
+    memory,
+    disk: d && {
+      path: d.path,
+      available_mb: mb(d.available),
+      total_mb: mb(d.total),
+      used_percent: d.total > 0 ? r1(((d.total - d.available) * 100) / d.total) : 0,
+      available_bytes: d.available,
+      total_bytes: d.total,
+    },
+    cpu: f.cpu && {
+      load: r3(f.cpu.load),
+      percent: r1(f.cpu.load * 100),
+      process_load: f.cpu.processLoad === null ? null : r3(f.cpu.processLoad),
+      cpus: f.cpu.cpus,
+    },
+    event_loop: f.eventLoop && {
+      lag_ms: r3(f.eventLoop.lagMs),
+      mean_ms: r3(f.eventLoop.meanMs),
+      max_ms: r3(f.eventLoop.maxMs),
+    },
+    psi: f.psi === null ? null : { memory_some_avg10: f.psi },
+    budgets: readBudgets(sources, false).map((b) => ({
+      name: b.name,
+      used_bytes: b.used,
+      limit_bytes: b.limit,
+      peak_bytes: b.peak,
+      percent: r1(b.percent),
+      pressure: b.pressure,
+    })),
+  };
+  if (f.errors) report.errors = f.errors;
+  return report;
+}
+
+// ---- HTTP --------------------------------------------------------------------------------
+
+export interface HealthHandlerOptions extends ReportSources {
+  /** HTTP status per health status. @default { healthy: 200, degraded: 200, unhealthy: 503 } */
+  statusCodes?: Partial<Record<HealthStatus, number>>;
+}
+
+/** The subset of a Fastify reply the handler uses. */
+export interface FastifyReplyLike {
+  code(status: number): FastifyReplyLike;
+  header(name: string, value: string): FastifyReplyLike;
+  send(body: string): unknown;
+}
+
+/** A handler for node:http, Express and Fastify alike. */
+export type HealthHandler = (req: IncomingMessage | { method?: string }, res: ServerResponse | FastifyReplyLike, next?: unknown) => void;
+
+/**
+ * An HTTP handler that serves {@link healthReport} as JSON: 200 while healthy
+ * or degraded, 503 when unhealthy (so a Kubernetes readiness probe takes the
+ * pod out of rotation at emergency). It works as a node:http request
+ * listener, an Express handler and a Fastify handler; it answers whatever
+ * path it is mounted on, without a body for HEAD. A report that cannot be
+ * built answers 500 with the error.
+ */
+export function createHealthHandler(options: HealthHandlerOptions = {}): HealthHandler {
+  checkSources(options);
+  const codes: Record<HealthStatus, number> = { healthy: 200, degraded: 200, unhealthy: 503 };
+  if (options.statusCodes !== undefined) {
+    validateObject(options.statusCodes, 'options.statusCodes');
+    for (const k of ['healthy', 'degraded', 'unhealthy'] as const) {
+      const v = options.statusCodes[k];
+      if (v !== undefined) codes[k] = validateInteger(v, `options.statusCodes.${k}`, 100, 599);
+    }
+  }
+  return (req, res) => {
+    let status: number;
+    let body: string;
+    try {
+      const report = buildReport(options);
+      status = codes[report.status];
+      body = JSON.stringify(report);
+    } catch (err) {
+      status = 500;
+      body = JSON.stringify({ status: 'unhealthy', error: message(err) });
+    }
+    writeResponse(req, res, status, 'application/json; charset=utf-8', body);
+  };
+}
+
+/** Writes a response through a Fastify reply or a node:http / Express response. */
+export function writeResponse(
+  req: IncomingMessage | { method?: string },
+  res: ServerResponse | FastifyReplyLike,
+  status: number,
+  contentType: string,
+  body: string,
+): void {
+  const head = req?.method === 'HEAD';
+  if (isReply(res)) {
+    res.code(status).header('content-type', contentType).header('cache-control', 'no-store').send(head ? '' : body);
+    return;
+  }
+  res.statusCode = status;
+  res.setHeader('Content-Type', contentType);
+  res.setHeader('Cache-Control', 'no-store');
+  res.setHeader('Content-Length', Buffer.byteLength(body));
+  res.end(head ? undefined : body);
+}
+
+function isReply(res: ServerResponse | FastifyReplyLike): res is FastifyReplyLike {
+  return typeof (res as FastifyReplyLike).code === 'function' && typeof (res as FastifyReplyLike).send === 'function';
+}

@@ -1,0 +1,197 @@
+import { once } from 'node:events';
+import { describe, expect, it } from 'vitest';
+import { CpuOverloadError } from '../src/errors';
+import { CpuMonitor, type CpuSample } from '../src/guards';
+
+function fake(system = 0) {
+  const state = { system, cores: 0.5, quota: null as number | null, lag: 1, utilization: 0.25 };
+  return {
+    state,
+    source: {
+      system: () => state.system,
+      process: () => state.cores,
+      quota: () => state.quota,
+      cpuCount: () => 4,
+      eventLoop: () => ({ lagMs: state.lag, utilization: state.utilization }),
+    },
+  };
+}
+
+function record(monitor: CpuMonitor) {
+  const events: Array<[string, number]> = [];
+  for (const name of ['high', 'critical', 'throttle', 'unthrottle'] as const) {
+    monitor.on(name, (s: CpuSample) => events.push([name, s.load]));
+  }
+  return events;
+}
+
+describe('CpuMonitor: thresholds at the boundary', () => {
+  it('defaults to 0.85 / 0.95; critical at exactly 0.95, not just below', () => {
+    const f = fake();
+    const monitor = new CpuMonitor({ source: f.source });
+    expect(monitor.thresholds).toMatchObject({ high: 0.85, critical: 0.95, autoThrottle: true, throttleDelayMs: 50 });
+    f.state.system = 0.95 - 1e-9;
+    expect(monitor.sample()).toMatchObject({ high: true, critical: false, throttling: false });
+    expect(() => monitor.assert()).not.toThrow();
+    f.state.system = 0.95;
+    expect(monitor.sample()).toMatchObject({ critical: true, throttling: true });
+    let err: unknown;
+    try {
+      monitor.assert();
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(CpuOverloadError);
+    expect(err).toMatchObject({ code: 'ERR_CPU_OVERLOAD', load: 0.95, threshold: 0.95 });
+  });
+
+  it('high at exactly 0.85, not just below', () => {
+    const f = fake(0.85 - 1e-9);
+    const monitor = new CpuMonitor({ source: f.source });
+    expect(monitor.sample().high).toBe(false);
+    f.state.system = 0.85;
+    expect(monitor.sample().high).toBe(true);
+  });
+
+  it('throttling switches on at critical and off only below high (hysteresis)', () => {
+    const f = fake();
+    const monitor = new CpuMonitor({ highThreshold: 0.8, criticalThreshold: 0.9, source: f.source });
+    const events = record(monitor);
+    const seen: boolean[] = [];
+    for (const load of [0.5, 0.89, 0.9, 0.85, 0.8, 0.95, 0.7999, 0.85, 0.8999, 0.9]) {
+      f.state.system = load;
+      seen.push(monitor.sample().throttling);
+    }
+    expect(seen).toEqual([false, false, true, true, true, true, false, false, false, true]);
+    expect(events).toEqual([
+      ['high', 0.89],
+      ['critical', 0.9],
+      ['throttle', 0.9],
+      ['critical', 0.95],
+      ['unthrottle', 0.7999],
+      ['high', 0.85],
+      ['critical', 0.9],
+      ['throttle', 0.9],
+    ]);
+    expect(monitor.stats()).toMatchObject({ samples: 10, highWarnings: 2, criticalWarnings: 3, throttleEpisodes: 2, peakLoad: 0.95 });
+  });
+
+  it('high may equal critical', () => {
+    const f = fake(0.9);
+    const monitor = new CpuMonitor({ highThreshold: 0.9, criticalThreshold: 0.9, source: f.source });
+    expect(monitor.sample().throttling).toBe(true);
+    f.state.system = 0.8999;
+    expect(monitor.sample().throttling).toBe(false);
+  });
+
+  it('an unknown load changes no state', () => {
+    const f = fake(0.99);
+    const monitor = new CpuMonitor({ source: f.source });
+    expect(monitor.sample().throttling).toBe(true);
+    f.state.system = NaN;
+    const s = monitor.sample();
+    expect(Number.isNaN(s.load)).toBe(true);
+    expect(s.throttling).toBe(true);
+    expect(() => monitor.assert()).not.toThrow();
+  });
+});
+
+describe('CpuMonitor: quota and figures', () => {
+  it('with a cgroup quota, load is this process against the quota', () => {
+    const f = fake(0.1);
+    f.state.quota = 2;
+    f.state.cores = 1.5;
+    const monitor = new CpuMonitor({ source: f.source });
+    expect(monitor.sample()).toMatchObject({ basis: 'quota', load: 0.75, quotaLoad: 0.75, system: 0.1, process: 0.375, processCores: 1.5 });
+    f.state.cores = 2.5;
+    expect(monitor.sample()).toMatchObject({ load: 1, critical: true });
+    const sys = new CpuMonitor({ basis: 'system', source: f.source });
+    expect(sys.sample()).toMatchObject({ basis: 'system', load: 0.1 });
+  });
+
+  it('reports event-loop figures from the source', () => {
+    const f = fake(0.2);
+    const monitor = new CpuMonitor({ source: f.source });
+    expect(monitor.sample()).toMatchObject({ eventLoopLagMs: 1, eventLoopLagMaxMs: 1, eventLoopUtilization: 0.25 });
+  });
+});
+
+describe('CpuMonitor: throttle', () => {
+  it('throttle() waits on a timer without blocking the event loop', async () => {
+    const f = fake(0.99);
+    const monitor = new CpuMonitor({ throttleDelayMs: 20, source: f.source });
+    let turned = false;
+    setImmediate(() => {
+      turned = true;
+    });
+    const waited = await monitor.throttle();
+    expect(waited).toBe(true);
+    expect(turned).toBe(true); // the event loop ran while throttle() waited
+    expect(monitor.stats().throttleWaits).toBe(1);
+    expect(monitor.stats().throttledMs).toBeGreaterThan(0);
+  });
+
+  it('throttle() does not wait when not throttling, or with autoThrottle off', async () => {
+    const f = fake(0.5);
+    const monitor = new CpuMonitor({ source: f.source });
+    expect(await monitor.throttle()).toBe(false);
+    f.state.system = 1;
+    const manual = new CpuMonitor({ autoThrottle: false, source: f.source });
+    expect(await manual.throttle()).toBe(false);
+    expect(manual.throttling).toBe(true);
+  });
+
+  it('throttleSync() sleeps the thread while throttling', () => {
+    const f = fake(1);
+    const monitor = new CpuMonitor({ throttleDelayMs: 5, source: f.source });
+    expect(monitor.throttleSync()).toBe(true);
+    f.state.system = 0;
+    expect(monitor.throttleSync()).toBe(false);
+    expect(monitor.stats().throttleWaits).toBe(1);
+  });
+
+  it('reset() clears the counters and the throttle state', () => {
+    const f = fake(1);
+    const monitor = new CpuMonitor({ source: f.source });
+    monitor.sample();
+    monitor.reset();
+    expect(monitor.throttling).toBe(false);
+    expect(monitor.stats()).toMatchObject({ samples: 0, throttleEpisodes: 0, peakLoad: 0 });
+  });
+});
+
+describe('CpuMonitor: default sources', () => {
+  it('the first system reading is a real load, not 0', () => {
+    const monitor = new CpuMonitor();
+    const s = monitor.sample();
+    expect(s.system).toBeGreaterThan(0);
+    expect(s.system).toBeLessThanOrEqual(1);
+    expect(s.cpuCount).toBeGreaterThan(0);
+    expect(s.processCores).toBeGreaterThanOrEqual(0);
+    monitor.close();
+  });
+
+  it('measures event-loop lag after the loop was blocked', async () => {
+    const monitor = new CpuMonitor({ sampleIntervalMs: 1 });
+    await new Promise((r) => setTimeout(r, 30));
+    const t = Date.now();
+    while (Date.now() - t < 120) {
+      // block the event loop
+    }
+    await new Promise((r) => setTimeout(r, 30));
+    const s = monitor.sample();
+    expect(s.eventLoopLagMaxMs).toBeGreaterThanOrEqual(60);
+    expect(s.eventLoopLagMs).toBeGreaterThan(0);
+    expect(s.eventLoopUtilization).toBeGreaterThan(0);
+    monitor.close();
+  });
+
+  it('emits events as an EventEmitter', async () => {
+    const f = fake(1);
+    const monitor = new CpuMonitor({ source: f.source });
+    const p = once(monitor, 'throttle');
+    monitor.sample();
+    const [s] = await p;
+    expect(s.throttling).toBe(true);
+  });
+});
