@@ -183,6 +183,10 @@ export class Budget {
         }
         const prev = Atomics.compareExchange(U32, i, cur, next);
         if (prev === cur) {
+          // A concurrent setLimit() may have lowered the limit since we read
+          // it; it publishes first and then checks usage, so one side sees
+          // the other. Back out if it did.
+          if (next > F64[this.#limit]!) return this.#backOut32(i, bytes);
           LEDGER[slot]! += bytes;
           LEDGER[MAX + slot]!++;
           if (next > U32[this.#peak]!) raisePeak32(this.#peak, next);
@@ -202,6 +206,11 @@ export class Budget {
       }
       const prev = Atomics.compareExchange(B64, i, cur, next);
       if (prev === cur) {
+        if (Number(next) > F64[this.#limit]!) {
+          Atomics.sub(B64, i, b);
+          LEDGER[MAX + MAX + slot]!++;
+          return false;
+        }
         LEDGER[slot]! += bytes;
         LEDGER[MAX + slot]!++;
         if (next > B64[this.#peak]!) raisePeak64(this.#peak, next);
@@ -280,8 +289,9 @@ export class Budget {
    * Changes the limit for every handle in every environment. It cannot go
    * below what is reserved now (`ERR_BUDGET_LIMIT_BELOW_USAGE`), nor cross
    * 2^32 - 1 bytes in either direction from where it was created, because
-   * that decides the counter's width (`ERR_OUT_OF_RANGE`). Reservations that
-   * race with a lowering may still complete against the old limit.
+   * that decides the counter's width (`ERR_OUT_OF_RANGE`). A reservation that
+   * races with a lowering either is seen by it (and the lowering fails) or
+   * sees the new limit and backs out, so usage never stays above the limit.
    */
   setLimit(limit: number): void {
     validateBytes(limit, 'limit');
@@ -319,6 +329,12 @@ export class Budget {
 
   [Symbol.dispose](): void {
     this.close();
+  }
+
+  #backOut32(i: number, bytes: number): false {
+    Atomics.sub(U32, i, bytes);
+    LEDGER[MAX + MAX + this.slot]!++;
+    return false;
   }
 
   #nativeReserve(bytes: number): boolean {
