@@ -134,3 +134,25 @@ export {
   type MetricsReporterOptions,
   type MetricsLogger,
 } from './metrics';
+export {
+  LimitedAllocator,
+  Reservation,
+  BufferLease,
+  MemoryLimitExceededError,
+  AlreadyReleasedError,
+  type PressureThresholds,
+  type PressureChange,
+  type AllocatorOptions,
+  type FromEnvOptions,
+  type AllocatorStats,
+} from './allocator';
+export {
+  BudgetedCache,
+  CacheLease,
+  type BudgetedCacheOptions,
+  type BudgetedCacheStats,
+  type SetOptions,
+  type CreateOptions,
+  type DisposeReason,
+  type CacheLevel,
+} from './cache';
