@@ -156,3 +156,5 @@ export {
   type DisposeReason,
   type CacheLevel,
 } from './cache';
+export * from './limits/index';
+export * from './bulkhead';
