@@ -195,29 +195,7 @@ export class Budget {
         cur = prev;
       }
     }
-    const i = this.#used;
-    const b = BigInt(bytes);
-    let cur = Atomics.load(B64, i);
-    for (;;) {
-      const next = cur + b;
-      if (Number(next) > limit) {
-        LEDGER[MAX + MAX + slot]!++;
-        return false;
-      }
-      const prev = Atomics.compareExchange(B64, i, cur, next);
-      if (prev === cur) {
-        if (Number(next) > F64[this.#limit]!) {
-          Atomics.sub(B64, i, b);
-          LEDGER[MAX + MAX + slot]!++;
-          return false;
-        }
-        LEDGER[slot]! += bytes;
-        LEDGER[MAX + slot]!++;
-        if (next > B64[this.#peak]!) raisePeak64(this.#peak, next);
-        return true;
-      }
-      cur = prev;
-    }
+    return this.#tryReserveWide(bytes);
   }
 
   /** Like {@link tryReserve}, but throws {@link BudgetExceededError} over the limit. */
@@ -329,6 +307,34 @@ export class Budget {
 
   [Symbol.dispose](): void {
     this.close();
+  }
+
+  #tryReserveWide(bytes: number): boolean {
+    const slot = this.slot;
+    const limit = F64[this.#limit]!;
+    const i = this.#used;
+    const b = BigInt(bytes);
+    let cur = Atomics.load(B64, i);
+    for (;;) {
+      const next = cur + b;
+      if (Number(next) > limit) {
+        LEDGER[MAX + MAX + slot]!++;
+        return false;
+      }
+      const prev = Atomics.compareExchange(B64, i, cur, next);
+      if (prev === cur) {
+        if (Number(next) > F64[this.#limit]!) {
+          Atomics.sub(B64, i, b);
+          LEDGER[MAX + MAX + slot]!++;
+          return false;
+        }
+        LEDGER[slot]! += bytes;
+        LEDGER[MAX + slot]!++;
+        if (next > B64[this.#peak]!) raisePeak64(this.#peak, next);
+        return true;
+      }
+      cur = prev;
+    }
   }
 
   #backOut32(i: number, bytes: number): false {
