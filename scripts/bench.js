@@ -9,6 +9,28 @@ const os = require('node:os');
 const path = require('node:path');
 const { Bench } = require('./bench/harness');
 
+// Rows shown in the README's table (section, row); every row is in docs/benchmarks.md.
+const SUMMARY = [
+  ['Current RSS', 'snapshot read from JS (snapshotView[rss])'],
+  ['peers: current RSS', 'resource-guard fresh read, vs process.memoryUsage.rss()'],
+  ['peers: current RSS', 'resource-guard fresh read, vs pidusage'],
+  ['guards: hot memory check in a tight loop', 'MemoryGuard#ok(), same run, vs toobusy()'],
+  ['guards: hot memory check in a tight loop', 'MemoryGuard#ok(), same run, vs isUnderPressure()'],
+  ['peers: staleness', 'resource-guard snapshotView[rss]'],
+  ['Disk free', 'DiskReader.readInto() (kept-open fd, fstatvfs)'],
+  ['peers: disk free', 'resource-guard readDisk, vs check-disk-space'],
+  ['guards: disk space before a write', 'DiskSpaceGuard#checkBeforeWrite(4096)'],
+  ['System CPU sample', 'readSystemCpu() (kept-open /proc/stat)'],
+  ['guards: CPU load sample', 'CpuMonitor#sample() (1 s window kept by the sampler thread)'],
+  ['Budget reserve+release pair from JS', 'Budget tryReserve+release (limit < 4 GiB)'],
+  ['Budget reserve+release pair from JS', 'two N-API calls (binding.budgetReserve + budgetRelease)'],
+  ['degradation: DegradationController.update()', 'update({ memory }) at a steady level'],
+  ['cache: BudgetedCache vs lru-cache', 'BudgetedCache get (hit)'],
+  ['Bulkhead: one operation at a time', 'Bulkhead: await bulkhead.run(fn)'],
+  ['Fuel', 'loop with fuel.consume(1) (with a budget)'],
+  ['Bulkhead load test', 'p99 wait'],
+];
+
 async function main() {
   const args = process.argv.slice(2);
   const only = args.includes('--only') ? args[args.indexOf('--only') + 1] : null;
@@ -25,6 +47,10 @@ async function main() {
   for (const file of suites) {
     if (only && !file.includes(only)) continue;
     await require(path.join(dir, file)).run(bench, lib);
+  }
+  for (const [group, name] of SUMMARY) {
+    const row = bench.rows.find((r) => r.group.startsWith(group) && r.name === name);
+    if (row) row.summary = true;
   }
   const seconds = ((Date.now() - started) / 1000).toFixed(1);
   console.log(`\ncompleted in ${seconds} s`);
@@ -49,7 +75,21 @@ async function main() {
     path.join(docs, 'benchmarks.json'),
     JSON.stringify({ date, node: process.version, platform: `${process.platform}-${process.arch}`, machine, seconds: Number(seconds), rows: bench.rows }, null, 1) + '\n',
   );
-  console.log('wrote docs/benchmarks.md and docs/benchmarks.json');
+  const readme = path.join(__dirname, '..', 'README.md');
+  const text = fs.readFileSync(readme, 'utf8');
+  const start = '<!-- BENCH-TABLE:START -->';
+  const end = '<!-- BENCH-TABLE:END -->';
+  if (text.includes(start) && text.includes(end)) {
+    const table = [
+      start,
+      `Measured ${date.slice(0, 10)} on ${machine}, Node ${process.version}; medians. Every row, and the method, in [docs/benchmarks.md](docs/benchmarks.md).`,
+      '',
+      bench.summaryMarkdown(),
+      end,
+    ].join('\n');
+    fs.writeFileSync(readme, text.slice(0, text.indexOf(start)) + table + text.slice(text.indexOf(end) + end.length));
+  }
+  console.log('wrote docs/benchmarks.md, docs/benchmarks.json and the README table');
 }
 
 main().then(

@@ -88,6 +88,7 @@ class Bench {
       note: options.note ?? '',
       target: options.target ?? '',
       higherIsBetter: options.higherIsBetter ?? false,
+      summary: options.summary ?? false,
     };
     if (options.baseline) this.#compare(row, options.baseline);
     this.rows.push(row);
@@ -106,6 +107,7 @@ class Bench {
       note: options.note ?? '',
       target: options.target ?? '',
       higherIsBetter: false,
+      summary: options.summary ?? false,
     };
     if (options.maxNs !== undefined) row.meetsTarget = row.median <= options.maxNs;
     if (options.baseline) this.#compare(row, options.baseline);
@@ -128,6 +130,18 @@ class Bench {
     if (row.ratio !== undefined) parts.push(`  ${formatRatio(row.ratio)} vs ${row.baseline}`);
     if (row.target) parts.push(`  [target ${row.target}${row.meetsTarget === undefined ? '' : row.meetsTarget ? ': met' : ': MISSED'}]`);
     console.log(parts.join(''));
+  }
+
+  /** Markdown table of the rows marked `summary`, for the README. */
+  summaryMarkdown() {
+    const out = ['| operation | resource-guard | compared with | ratio |', '|---|---:|---|---:|'];
+    for (const r of this.rows.filter((x) => x.summary)) {
+      const base = r.baseline ? this.rows.find((b) => b.group === r.group && b.name === r.baseline) : null;
+      const versus = base ? `${base.name}: ${formatValue(base.median, base.unit)}` : r.target ? `target ${r.target}` : '';
+      const ratio = r.ratio === undefined ? (r.meetsTarget === undefined ? '' : r.meetsTarget ? 'target met' : 'target missed') : formatRatio(r.ratio);
+      out.push(`| ${r.name} | ${formatValue(r.median, r.unit)} | ${versus} | ${ratio} |`);
+    }
+    return out.join('\n');
   }
 
   /** Markdown table of every row. */
