@@ -28,6 +28,7 @@ const SUMMARY = [
   ['cache: BudgetedCache vs lru-cache', 'BudgetedCache get (hit)'],
   ['Bulkhead: one operation at a time', 'Bulkhead: await bulkhead.run(fn)'],
   ['Fuel', 'loop with fuel.consume(1) (with a budget)'],
+  ['Bulkhead load test', 'success rate'],
   ['Bulkhead load test', 'p99 wait'],
 ];
 

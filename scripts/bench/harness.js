@@ -90,6 +90,8 @@ class Bench {
       higherIsBetter: options.higherIsBetter ?? false,
       summary: options.summary ?? false,
     };
+    if (options.max !== undefined) row.meetsTarget = row.median < options.max;
+    if (options.min !== undefined) row.meetsTarget = row.median >= options.min;
     if (options.baseline) this.#compare(row, options.baseline);
     this.rows.push(row);
     this.#print(row);
@@ -134,12 +136,13 @@ class Bench {
 
   /** Markdown table of the rows marked `summary`, for the README. */
   summaryMarkdown() {
-    const out = ['| operation | resource-guard | compared with | ratio |', '|---|---:|---|---:|'];
+    const out = ['| operation | resource-guard | compared with | ratio | target |', '|---|---:|---|---:|---|'];
     for (const r of this.rows.filter((x) => x.summary)) {
       const base = r.baseline ? this.rows.find((b) => b.group === r.group && b.name === r.baseline) : null;
-      const versus = base ? `${base.name}: ${formatValue(base.median, base.unit)}` : r.target ? `target ${r.target}` : '';
-      const ratio = r.ratio === undefined ? (r.meetsTarget === undefined ? '' : r.meetsTarget ? 'target met' : 'target missed') : formatRatio(r.ratio);
-      out.push(`| ${r.name} | ${formatValue(r.median, r.unit)} | ${versus} | ${ratio} |`);
+      const versus = base ? `${base.name}: ${formatValue(base.median, base.unit)}` : '';
+      const ratio = r.ratio === undefined ? '' : formatRatio(r.ratio);
+      const target = r.target ? `${r.target}${r.meetsTarget === undefined ? '' : r.meetsTarget ? ' ✓' : ' ✗'}` : '';
+      out.push(`| ${r.name} | ${formatValue(r.median, r.unit)} | ${versus} | ${ratio} | ${target} |`);
     }
     return out.join('\n');
   }
