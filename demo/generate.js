@@ -29,7 +29,8 @@ const HELP = `Usage: npm start -- [options]
 
 Sizes take decimal (kB, MB, GB = powers of 1000) or binary (KiB, MiB, GiB =
 powers of 1024) units. Try \`--memory-limit 256MB\` to watch it degrade and
-recover, or a limit just above the starting RSS to see it stop gracefully.
+recover, or a limit ~20 MB above the starting RSS it prints (the RSS with
+its worker threads loaded) to see it reach emergency and stop gracefully.
 Exit status: 0 when every record was written, 2 when it stopped at emergency,
 1 on a bad flag or an error.`;
 
@@ -119,7 +120,6 @@ async function main() {
     return 0;
   }
   rg.ensureSampler();
-  const startRss = rg.readRss();
   const outDir = opts.out ?? fs.mkdtempSync(path.join(os.tmpdir(), 'resource-guard-demo-'));
   fs.mkdirSync(outDir, { recursive: true });
 
@@ -137,10 +137,10 @@ async function main() {
     degradation: controller,
   });
   const changes = [];
-  const t0 = performance.now();
+  let t0 = performance.now();
   guard.on('level', (c) => changes.push({ from: c.from, to: c.to, input: c.input, atMs: Math.round(performance.now() - t0) }));
 
-  const control = new SharedArrayBuffer(8);
+  const control = new SharedArrayBuffer(12);
   const ctl = new Int32Array(control);
   const progress = new SharedArrayBuffer(8 * 4 * opts.workers);
   const prog = new Float64Array(progress);
@@ -153,11 +153,10 @@ async function main() {
   const say = (line) => {
     if (!opts.json) console.log(line);
   };
-  say(`resource-guard demo: ${opts.records.toLocaleString('en-US')} records, ${opts.workers} worker(s), memory limit ${MB(opts.memoryLimit)}, disk floor ${MB(opts.minFree)}`);
-  say(`  starting RSS ${MB(startRss)}; output in ${outDir}`);
 
   const share = Math.floor(opts.records / opts.workers);
   const workers = [];
+  const ready = [];
   const results = [];
   for (let id = 0; id < opts.workers; id++) {
     const quota = id === opts.workers - 1 ? opts.records - share * (opts.workers - 1) : share;
@@ -168,14 +167,23 @@ async function main() {
       resourceLimits: { maxYoungGenerationSizeMb: 8 },
       workerData: { id, file, quota, baseBatch: opts.batch, budgetName, budgetLimit, control, progress, windowBatches: opts.window, seed: 0x9e3779b9 ^ (id + 1) },
     });
+    ready.push(new Promise((resolve) => w.once('message', resolve)));
     workers.push(
       new Promise((resolve, reject) => {
-        w.once('message', (m) => results.push(m));
+        w.once('message', () => w.once('message', (m) => results.push(m)));
         w.once('error', reject);
         w.once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`worker ${id} exited with code ${code}`))));
       }),
     );
   }
+  // Every thread is loaded: this is the process's starting RSS.
+  await Promise.race([Promise.all(ready), Promise.all(workers)]);
+  const startRss = rg.readRss();
+  say(`resource-guard demo: ${opts.records.toLocaleString('en-US')} records, ${opts.workers} worker(s), memory limit ${MB(opts.memoryLimit)}, disk floor ${MB(opts.minFree)}`);
+  say(`  starting RSS ${MB(startRss)} (with the workers loaded); output in ${outDir}`);
+  t0 = performance.now();
+  Atomics.store(ctl, 2, 1);
+  Atomics.notify(ctl, 2);
 
   let peakRss = startRss;
   let lastStatus = 0;

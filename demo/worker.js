@@ -9,7 +9,7 @@ const { parentPort, workerData } = require('node:worker_threads');
 const { Budget } = require('../dist/index.js');
 
 const { id, file, quota, baseBatch, budgetName, budgetLimit, control, progress, windowBatches, seed } = workerData;
-const ctl = new Int32Array(control); // [0] level index, [1] stop flag
+const ctl = new Int32Array(control); // [0] level index, [1] stop flag, [2] start flag
 const prog = new Float64Array(progress); // per worker: records, bytes, batches, retained
 const budget = Budget.open(budgetName, budgetLimit);
 
@@ -41,6 +41,10 @@ function record(n) {
 }
 
 const fd = fs.openSync(file, 'w');
+// Wait until every thread is up, so the main thread measures the starting
+// RSS with all of them loaded.
+parentPort.postMessage({ ready: true });
+Atomics.wait(ctl, 2, 0);
 const window = []; // retained batches: { buf }
 let retained = 0;
 let written = 0;

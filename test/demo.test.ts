@@ -51,10 +51,10 @@ describe('demo', () => {
   });
 
   test('with the memory limit just above the starting RSS it degrades and stops gracefully', () => {
-    const probe = run(['--records', '1', '--workers', '1', '--json']);
+    const probe = run(['--records', '2', '--workers', '2', '--json']);
     expect(probe.status, probe.stderr).toBe(0);
     const startRss = JSON.parse(probe.stdout.trim().split('\n').pop()!).startRss as number;
-    const limit = startRss + 16 * 1024 * 1024;
+    const limit = startRss + 24 * 1024 * 1024;
     const r = run(['--records', '2000000', '--workers', '2', '--memory-limit', String(limit)]);
     // Exit status 2: stopped at emergency.
     expect(r.status, r.stderr).toBe(2);
