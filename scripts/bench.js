@@ -14,6 +14,7 @@ const SUMMARY = [
   ['Current RSS', 'snapshot read from JS (snapshotView[rss])'],
   ['peers: current RSS', 'resource-guard fresh read, vs process.memoryUsage.rss()'],
   ['peers: current RSS', 'resource-guard fresh read, vs pidusage'],
+  ['guards: hot memory check in a tight loop', 'MemoryGuard#ok() (RSS + V8 heap)'],
   ['guards: hot memory check in a tight loop', 'MemoryGuard#ok(), same run, vs toobusy()'],
   ['guards: hot memory check in a tight loop', 'MemoryGuard#ok(), same run, vs isUnderPressure()'],
   ['peers: staleness', 'resource-guard snapshotView[rss]'],
