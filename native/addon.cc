@@ -17,6 +17,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "core/platform.h"
@@ -250,12 +251,16 @@ class Addon : public Napi::Addon<Addon> {
     Napi::Float64Array out = info[0].As<Napi::Float64Array>();
     size_t n = std::min<size_t>(out.ElementLength(), rg::kSnapshotSlots);
     auto& snap = rg::region().snapshot;
-    for (int attempt = 0; attempt < 1000; ++attempt) {
+    // The sampler holds the sequence odd only for a few stores; if it was
+    // descheduled mid-write, yield to it rather than spin.
+    for (int attempt = 0;; ++attempt) {
       double seq = snap[rg::kSnapSeq].load(std::memory_order_acquire);
-      if (static_cast<uint64_t>(seq) % 2 != 0) continue;
-      for (size_t i = 0; i < n; ++i) out[i] = snap[i].load(std::memory_order_relaxed);
-      std::atomic_thread_fence(std::memory_order_acquire);
-      if (snap[rg::kSnapSeq].load(std::memory_order_relaxed) == seq) break;
+      if (static_cast<uint64_t>(seq) % 2 == 0) {
+        for (size_t i = 0; i < n; ++i) out[i] = snap[i].load(std::memory_order_relaxed);
+        std::atomic_thread_fence(std::memory_order_acquire);
+        if (snap[rg::kSnapSeq].load(std::memory_order_relaxed) == seq) break;
+      }
+      if (attempt % 16 == 15) std::this_thread::yield();
     }
     return info.Env().Undefined();
   }
