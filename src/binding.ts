@@ -114,7 +114,6 @@ function libc(): string {
 function loadBinding(): NativeBinding {
   const explicit = process.env.RESOURCE_GUARD_NATIVE;
   try {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
     return (explicit ? require(path.resolve(explicit)) : load(packageRoot)) as NativeBinding;
   } catch (cause) {
     const detail = cause instanceof Error ? cause.message : String(cause);
