@@ -44,7 +44,7 @@ describe('healthReport', () => {
       status: 'healthy',
       level: 'normal',
       forced: false,
-      // The seed's figures: 512 MB of 2048 MB is 25 %.
+      // The reference design's figures: 512 MB of 2048 MB is 25 %.
       memory: { usage_mb: 512, limit_mb: 2048, percent: 25, pressure: 'low', usage_bytes: 512e6, limit_bytes: 2048e6, source: 'custom' },
       disk: { path: '/data', available_mb: 40000, total_mb: 100000, used_percent: 60, available_bytes: 40e9, total_bytes: 100e9 },
       cpu: { load: 0.25, percent: 25, process_load: 0.125, cpus: 4 },
