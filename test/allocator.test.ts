@@ -1,4 +1,5 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
+import { codeOf } from './helpers';
 import {
   AlreadyReleasedError,
   BufferLease,
@@ -46,15 +47,6 @@ const BAD_SIZES: [unknown, string][] = [
   [undefined, 'ERR_INVALID_ARG_TYPE'],
   [{ valueOf: () => 10 }, 'ERR_INVALID_ARG_TYPE'],
 ];
-
-function codeOf(fn: () => unknown): string | undefined {
-  try {
-    fn();
-  } catch (err) {
-    return (err as { code?: string }).code;
-  }
-  return undefined;
-}
 
 describe('limit semantics', () => {
   it('grants a reservation of exactly the limit and refuses one byte more with the three numbers', () => {

@@ -1,4 +1,5 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
+import { codeOf } from './helpers';
 import { LimitedAllocator } from '../src/allocator';
 import { BudgetedCache, CacheLease, type BudgetedCacheOptions, type DisposeReason } from '../src/cache';
 
@@ -35,15 +36,6 @@ function setup(options: Partial<BudgetedCacheOptions<string, Model>> = {}, limit
   });
   closers.push(cache);
   return { cache, clock, disposed, allocator };
-}
-
-function codeOf(fn: () => unknown): string | undefined {
-  try {
-    fn();
-  } catch (err) {
-    return (err as { code?: string }).code;
-  }
-  return undefined;
 }
 
 describe('LRU order', () => {

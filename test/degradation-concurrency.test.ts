@@ -3,6 +3,7 @@
 // it too: the change counter must equal the number of `changed: true`
 // results, and every change must be announced exactly once, in order.
 import { describe, expect, test } from 'vitest';
+import { rng } from './helpers';
 import { setImmediate as immediate, setTimeout as sleep } from 'node:timers/promises';
 import {
   DEGRADATION_LEVELS,
@@ -11,16 +12,6 @@ import {
   type DegradationResult,
 } from '../src/degradation';
 
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 describe('concurrent update() from async tasks', () => {
   test('200 tasks × 250 updates: changes === changed results === events, transitions chain', async () => {

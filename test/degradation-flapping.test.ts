@@ -4,19 +4,9 @@
 // controller with neither margin nor dwell time flaps on every sample, which
 // shows the assertions can fail.
 import { describe, expect, test } from 'vitest';
+import { rng } from './helpers';
 import { DegradationController, type DegradationChange, type DegradationOptions } from '../src/degradation';
 
-/** Deterministic PRNG (mulberry32), so a failure can be replayed. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function run(options: DegradationOptions, signal: (i: number) => number, count: number, stepMs: number) {
   let now = 0;

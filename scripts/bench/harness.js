@@ -32,36 +32,39 @@ class Bench {
    * with, target: text, maxNs: numeric target for the check column, note }.
    */
   op(name, fn, options = {}) {
-    let n = 1;
-    // Calibrate: grow n until one repetition takes about repMs.
-    for (;;) {
+    const plan = this.#plan(1 << 30);
+    let step = plan.next();
+    while (!step.done) {
       const t0 = performance.now();
-      fn(n);
-      const dt = performance.now() - t0;
-      if (dt >= this.options.repMs / 4 || n >= 1 << 30) {
-        n = Math.max(1, Math.round((n * this.options.repMs) / Math.max(dt, 0.001)));
-        break;
-      }
-      n *= 4;
+      fn(step.value);
+      step = plan.next(performance.now() - t0);
     }
-    const samples = [];
-    for (let r = 0; r < this.options.warmup + this.options.reps; r++) {
-      const t0 = performance.now();
-      fn(n);
-      const dt = performance.now() - t0;
-      if (r >= this.options.warmup) samples.push((dt * 1e6) / n);
-    }
-    return this.#record(name, samples, n, options);
+    return this.#record(name, step.value.samples, step.value.n, options);
   }
 
   /** Times an asynchronous operation: `fn(n)` returns a promise after n operations. */
   async opAsync(name, fn, options = {}) {
+    const plan = this.#plan(1 << 24);
+    let step = plan.next();
+    while (!step.done) {
+      const t0 = performance.now();
+      await fn(step.value);
+      step = plan.next(performance.now() - t0);
+    }
+    return this.#record(name, step.value.samples, step.value.n, options);
+  }
+
+  /**
+   * The iteration counts to time, for op and opAsync alike: first grows n
+   * until one repetition takes about repMs, then runs the warm-up and timed
+   * repetitions. Each yield receives how long the previous count took;
+   * returns the per-operation samples in ns.
+   */
+  *#plan(maxN) {
     let n = 1;
     for (;;) {
-      const t0 = performance.now();
-      await fn(n);
-      const dt = performance.now() - t0;
-      if (dt >= this.options.repMs / 4 || n >= 1 << 24) {
+      const dt = yield n;
+      if (dt >= this.options.repMs / 4 || n >= maxN) {
         n = Math.max(1, Math.round((n * this.options.repMs) / Math.max(dt, 0.001)));
         break;
       }
@@ -69,12 +72,10 @@ class Bench {
     }
     const samples = [];
     for (let r = 0; r < this.options.warmup + this.options.reps; r++) {
-      const t0 = performance.now();
-      await fn(n);
-      const dt = performance.now() - t0;
+      const dt = yield n;
       if (r >= this.options.warmup) samples.push((dt * 1e6) / n);
     }
-    return this.#record(name, samples, n, options);
+    return { samples, n };
   }
 
   /** Records a figure measured by other means (e.g. staleness in ms). */
@@ -113,6 +114,7 @@ class Bench {
     };
     if (options.maxNs !== undefined) row.meetsTarget = row.median <= options.maxNs;
     if (options.baseline) this.#compare(row, options.baseline);
+    if (options.minRatio !== undefined) row.meetsTarget = (row.meetsTarget ?? true) && row.ratio >= options.minRatio;
     this.rows.push(row);
     this.#print(row);
     return row;
