@@ -174,6 +174,7 @@ class Addon : public Napi::Addon<Addon> {
     o.Set("snapshotFieldCount", static_cast<int>(rg::kSnapshotFieldCount));
     o.Set("budgetsOffset", static_cast<double>(rg::kRegionBudgetsOffset));
     o.Set("budgetSlotBytes", static_cast<double>(rg::kBudgetSlotBytes));
+    o.Set("budgetLimit32Offset", static_cast<double>(rg::kBudgetLimit32Offset));
     o.Set("maxBudgets", rg::kMaxBudgets);
     o.Set("regionBytes", static_cast<double>(sizeof(rg::SharedRegion)));
     o.Set("flagActive", static_cast<double>(rg::kBudgetActive));

@@ -28,7 +28,7 @@
 import { PRESSURE_LEVELS, type PressureLevel } from './pressure';
 import { constants as bufferConstants } from 'node:buffer';
 import { EventEmitter } from 'node:events';
-import { Budget, type BudgetStats } from './budget';
+import { Budget, releaseValidated, reserveValidated, type BudgetStats } from './budget';
 import {
   BudgetError,
   InvalidArgTypeError,
@@ -332,10 +332,9 @@ export class LimitedAllocator extends EventEmitter {
    */
   reserveBytes(size: number): boolean {
     if (!Number.isSafeInteger(size) || size < 0) validateBytes(size, 'size');
-    const budget = this.#budget;
-    if (!budget.tryReserve(size)) return false;
+    const used = reserveValidated(this.#budget, size);
+    if (used < 0) return false;
     this.#held += size;
-    const used = budget.used;
     if (used >= this.#up) this.#observe(used);
     return true;
   }
@@ -607,10 +606,8 @@ export class LimitedAllocator extends EventEmitter {
   /** Release of bytes known to be held (or of a closed allocator: nothing). */
   #releaseHeld(size: number): void {
     if (this.#closed) return;
-    const budget = this.#budget;
-    budget.release(size);
+    const used = releaseValidated(this.#budget, size);
     this.#held -= size;
-    const used = budget.used;
     if (used < this.#down) this.#observe(used);
   }
 

@@ -59,6 +59,7 @@ export interface NativeLayout {
   snapshotFieldCount: number;
   budgetsOffset: number;
   budgetSlotBytes: number;
+  budgetLimit32Offset: number;
   maxBudgets: number;
   regionBytes: number;
   flagActive: number;

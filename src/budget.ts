@@ -31,6 +31,7 @@ const SLOT_WORDS32 = nativeLayout.budgetSlotBytes / 4;
 const SLOT_WORDS64 = nativeLayout.budgetSlotBytes / 8;
 const BASE32 = nativeLayout.budgetsOffset / 4;
 const BASE64 = nativeLayout.budgetsOffset / 8;
+const LIMIT32 = nativeLayout.budgetLimit32Offset / 4;
 /** Index of the low 32-bit half of a 64-bit word. */
 const LOW = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1 ? 0 : 1;
 
@@ -41,6 +42,18 @@ const B64 = FAST ? new BigUint64Array(sharedRegion!) : new BigUint64Array(0);
 const F64 = FAST ? new Float64Array(sharedRegion!) : new Float64Array(0);
 /** This environment's ledger: held[MAX], successes[MAX], failures[MAX]. */
 const LEDGER = FAST ? new Float64Array(ledgerBuffer!) : new Float64Array(0);
+
+/**
+ * Unchecked entry points for other modules of this package (the allocator):
+ * the caller has validated the size; they return the usage right after the
+ * operation (or -1 for a refused reservation), so the caller needs no second
+ * read of the counter. Set by a static block of Budget, which alone can reach
+ * its private fields.
+ * @internal
+ */
+export let reserveValidated: (budget: Budget, bytes: number) => number;
+/** @internal */
+export let releaseValidated: (budget: Budget, bytes: number) => number;
 
 const NATIVE_ERRORS = ['', 'over limit', 'exceeds held', 'not found', 'limit mismatch', 'too many', 'closed', 'below usage', 'width', 'bad size'];
 
@@ -79,7 +92,13 @@ export class Budget {
   readonly #used: number; // index of `used` (U32 low word, or B64 word)
   readonly #peak: number;
   readonly #limit: number; // F64 index
+  readonly #limit32: number; // U32 index of the 32-bit copy (narrow budgets)
   #closed = false;
+
+  static {
+    reserveValidated = (budget, bytes) => budget.#reserve(bytes);
+    releaseValidated = (budget, bytes) => budget.#release(bytes);
+  }
 
   private constructor(name: string, slot: number) {
     this.name = name;
@@ -94,6 +113,7 @@ export class Budget {
       this.#peak = BASE64 + slot * SLOT_WORDS64 + 1;
     }
     this.#limit = BASE64 + slot * SLOT_WORDS64 + 2;
+    this.#limit32 = BASE32 + slot * SLOT_WORDS32 + LIMIT32;
     registry.register(this, slot, this);
   }
 
@@ -168,34 +188,37 @@ export class Budget {
     if (typeof bytes !== 'number' || !(bytes >= 0 && bytes <= MAX_SAFE) || Math.trunc(bytes) !== bytes) {
       validateBytes(bytes, 'bytes');
     }
+    return this.#reserve(bytes) >= 0;
+  }
+
+  /** Reserves validated `bytes`; returns the usage after, or -1 when refused. */
+  #reserve(bytes: number): number {
     if (this.#closed) this.#throwClosed();
     if (!FAST) return this.#nativeReserve(bytes);
+    if (!this.#narrow) return this.#reserveWide(bytes);
     const slot = this.slot;
-    const limit = F64[this.#limit]!;
-    if (this.#narrow) {
-      const i = this.#used;
-      let cur = U32[i]!;
-      for (;;) {
-        const next = cur + bytes;
-        if (next > limit) {
-          LEDGER[MAX + MAX + slot]!++;
-          return false;
-        }
-        const prev = Atomics.compareExchange(U32, i, cur, next);
-        if (prev === cur) {
-          // A concurrent setLimit() may have lowered the limit since we read
-          // it; it publishes first and then checks usage, so one side sees
-          // the other. Back out if it did.
-          if (next > F64[this.#limit]!) return this.#backOut32(i, bytes);
-          LEDGER[slot]! += bytes;
-          LEDGER[MAX + slot]!++;
-          if (next > U32[this.#peak]!) raisePeak32(this.#peak, next);
-          return true;
-        }
-        cur = prev;
+    const i = this.#used;
+    const limit = U32[this.#limit32]!;
+    let cur = U32[i]!;
+    for (;;) {
+      const next = cur + bytes;
+      if (next > limit) {
+        LEDGER[MAX + MAX + slot]!++;
+        return -1;
       }
+      const prev = Atomics.compareExchange(U32, i, cur, next);
+      if (prev === cur) {
+        // A concurrent setLimit() may have lowered the limit since we read
+        // it; it publishes first and then checks usage, so one side sees
+        // the other. Back out if it did.
+        if (next > U32[this.#limit32]!) return this.#backOut32(i, bytes);
+        LEDGER[slot]! += bytes;
+        LEDGER[MAX + slot]!++;
+        if (next > U32[this.#peak]!) raisePeak32(this.#peak, next);
+        return next;
+      }
+      cur = prev;
     }
-    return this.#tryReserveWide(bytes);
   }
 
   /** Like {@link tryReserve}, but throws {@link BudgetExceededError} over the limit. */
@@ -214,18 +237,22 @@ export class Budget {
     if (typeof bytes !== 'number' || !(bytes >= 0 && bytes <= MAX_SAFE) || Math.trunc(bytes) !== bytes) {
       validateBytes(bytes, 'bytes');
     }
+    this.#release(bytes);
+  }
+
+  /** Releases validated `bytes`; returns the usage after. */
+  #release(bytes: number): number {
     if (this.#closed) this.#throwClosed();
     if (!FAST) {
-      const r = binding.budgetRelease(this.slot, bytes);
-      if (r !== 0) this.#throwRelease(bytes);
-      return;
+      if (binding.budgetRelease(this.slot, bytes) !== 0) this.#throwRelease(bytes);
+      return this.#stats().used;
     }
     const slot = this.slot;
     const held = LEDGER[slot]!;
     if (bytes > held) this.#throwRelease(bytes);
     LEDGER[slot] = held - bytes;
-    if (this.#narrow) Atomics.sub(U32, this.#used, bytes);
-    else Atomics.sub(B64, this.#used, BigInt(bytes));
+    if (this.#narrow) return Atomics.sub(U32, this.#used, bytes) - bytes;
+    return Number(Atomics.sub(B64, this.#used, BigInt(bytes))) - bytes;
   }
 
   /** Bytes reserved now, process-wide. */
@@ -309,7 +336,7 @@ export class Budget {
     this.close();
   }
 
-  #tryReserveWide(bytes: number): boolean {
+  #reserveWide(bytes: number): number {
     const slot = this.slot;
     const limit = F64[this.#limit]!;
     const i = this.#used;
@@ -319,32 +346,32 @@ export class Budget {
       const next = cur + b;
       if (Number(next) > limit) {
         LEDGER[MAX + MAX + slot]!++;
-        return false;
+        return -1;
       }
       const prev = Atomics.compareExchange(B64, i, cur, next);
       if (prev === cur) {
         if (Number(next) > F64[this.#limit]!) {
           Atomics.sub(B64, i, b);
           LEDGER[MAX + MAX + slot]!++;
-          return false;
+          return -1;
         }
         LEDGER[slot]! += bytes;
         LEDGER[MAX + slot]!++;
         if (next > B64[this.#peak]!) raisePeak64(this.#peak, next);
-        return true;
+        return Number(next);
       }
       cur = prev;
     }
   }
 
-  #backOut32(i: number, bytes: number): false {
+  #backOut32(i: number, bytes: number): -1 {
     Atomics.sub(U32, i, bytes);
     LEDGER[MAX + MAX + this.slot]!++;
-    return false;
+    return -1;
   }
 
-  #nativeReserve(bytes: number): boolean {
-    return binding.budgetReserve(this.slot, bytes) === 0;
+  #nativeReserve(bytes: number): number {
+    return binding.budgetReserve(this.slot, bytes) === 0 ? this.#stats().used : -1;
   }
 
   #stats(): Omit<BudgetStats, 'held'> {

@@ -13,6 +13,8 @@ import {
   setSamplerInterval,
 } from '../src/index';
 
+import { codeOf } from './helpers';
+
 let counter = 0;
 const unique = (p: string) => `${p}-${process.pid}-${++counter}`;
 
@@ -86,6 +88,29 @@ describe('budget limits', () => {
     b.release(40);
     expect(() => b.release(1)).toThrow(expect.objectContaining({ code: 'ERR_BUDGET_RELEASE_EXCEEDS_HELD' }));
     expect(b.used).toBe(0);
+    b.close();
+  });
+
+  test('setLimit moves the limit the JS fast path checks, both ways; a refused change moves nothing', () => {
+    const b = Budget.create(500);
+    expect(b.tryReserve(500)).toBe(true);
+    expect(b.tryReserve(1)).toBe(false);
+    b.setLimit(800);
+    expect(b.tryReserve(300)).toBe(true);
+    expect(b.tryReserve(1)).toBe(false);
+    expect(codeOf(() => b.setLimit(799))).toBe('ERR_BUDGET_LIMIT_BELOW_USAGE');
+    expect(b.tryReserve(1)).toBe(false);
+    b.release(800);
+    expect(codeOf(() => b.setLimit(2 ** 32))).toBe('ERR_OUT_OF_RANGE');
+    b.setLimit(100);
+    expect(b.tryReserve(101)).toBe(false);
+    expect(b.tryReserve(100)).toBe(true);
+    b.release(100);
+    b.setLimit(2 ** 32 - 1);
+    expect(b.tryReserve(2 ** 32 - 1)).toBe(true);
+    expect(b.tryReserve(1)).toBe(false);
+    b.release(2 ** 32 - 1);
+    expect(b.stats()).toMatchObject({ used: 0, limit: 2 ** 32 - 1, successes: 4, failures: 5 });
     b.close();
   });
 

@@ -30,6 +30,9 @@ namespace {
 // large is not a limit a process can reach.
 constexpr uint64_t kUnlimitedThreshold = uint64_t{1} << 62;
 
+// The smallest buffer a seq_file fills per read: one page, 4 KiB at least.
+constexpr size_t kMinSeqBuffer = 4096;
+
 // A file kept open for repeated reads. open() is attempted once; a missing
 // file stays missing (fd -1) until a fork resets the cache.
 class KeptFile {
@@ -38,18 +41,27 @@ class KeptFile {
 
   // Reads the whole (small) file into buf, NUL-terminated. Returns the byte
   // count, or -errno.
+  //
+  // procfs, sysfs and cgroupfs files are seq_files: one read returns as many
+  // whole records as fit in the caller's buffer or in the kernel's buffer,
+  // which is at least one page. So a short read of at most a page is the end
+  // of the file, and the usual extra read that returns 0 would only make the
+  // kernel generate the text a second time (it doubles the cost of an RSS
+  // read).
   ssize_t read(char* buf, size_t cap) {
     int fd = get();
     if (fd < 0) return -ENOENT;
     ssize_t total = 0;
     while (static_cast<size_t>(total) < cap - 1) {
-      ssize_t n = pread(fd, buf + total, cap - 1 - total, total);
+      size_t want = cap - 1 - total;
+      ssize_t n = pread(fd, buf + total, want, total);
       if (n < 0) {
         if (errno == EINTR) continue;
         return -errno;
       }
       if (n == 0) break;
       total += n;
+      if (static_cast<size_t>(n) < want && want <= kMinSeqBuffer) break;
     }
     buf[total] = '\0';
     return total;

@@ -80,6 +80,7 @@ void close_locked(Registry& r, Ledger* ledger, int slot) {
     s.used.store(0, std::memory_order_relaxed);
     s.peak.store(0, std::memory_order_relaxed);
     s.limit.store(0, std::memory_order_relaxed);
+    s.limit32.store(0, std::memory_order_relaxed);
     s.retired_successes.store(0, std::memory_order_relaxed);
     s.retired_failures.store(0, std::memory_order_relaxed);
   }
@@ -146,6 +147,7 @@ int budget_open(Ledger* ledger, const std::string& name, bool has_limit, uint64_
     s.used.store(0, std::memory_order_relaxed);
     s.peak.store(0, std::memory_order_relaxed);
     s.limit.store(static_cast<double>(limit), std::memory_order_relaxed);
+    s.limit32.store(limit <= kNarrowMax ? static_cast<uint32_t>(limit) : 0u, std::memory_order_relaxed);
     s.retired_successes.store(0, std::memory_order_relaxed);
     s.retired_failures.store(0, std::memory_order_relaxed);
     s.flags.store(kBudgetActive | (limit <= kNarrowMax ? kBudgetNarrow : 0u), std::memory_order_release);
@@ -218,8 +220,12 @@ int budget_set_limit(Ledger* ledger, int slot, uint64_t limit) {
   if (narrow != (limit <= kNarrowMax)) return kBudgetWidthChange;
   // Publish first, then check (see budget_reserve): a reservation racing
   // with a lowering either shows up in `used` here or sees the new limit.
+  // JS reads the 32-bit copy of a narrow budget's limit, so both copies are
+  // published before the check.
   double old_limit = s.limit.exchange(static_cast<double>(limit), std::memory_order_seq_cst);
+  uint32_t old_limit32 = s.limit32.exchange(narrow ? static_cast<uint32_t>(limit) : 0u, std::memory_order_seq_cst);
   if (s.used.load(std::memory_order_seq_cst) > limit) {
+    s.limit32.store(old_limit32, std::memory_order_seq_cst);
     s.limit.store(old_limit, std::memory_order_seq_cst);
     return kBudgetBelowUsage;
   }

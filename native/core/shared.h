@@ -6,6 +6,7 @@
 #pragma once
 
 #include <atomic>
+#include <cstddef>
 #include <cstdint>
 #include <string>
 
@@ -60,7 +61,12 @@ struct alignas(64) BudgetSlot {
   std::atomic<uint64_t> retired_failures;   // word 4
   std::atomic<uint32_t> flags;      // word 5, low half
   std::atomic<uint32_t> generation; // word 5, high half: bumps on reuse
-  uint64_t reserved_[2];
+  // Word 6, low half: the limit again, as a 32-bit integer, for narrow
+  // budgets (0 for wide ones). The JS hot path compares against this one: an
+  // integer comparison is cheaper there than one against a double.
+  std::atomic<uint32_t> limit32;
+  uint32_t pad_;
+  uint64_t reserved_;
 };
 static_assert(sizeof(BudgetSlot) == 64, "BudgetSlot must be one cache line");
 static_assert(sizeof(std::atomic<uint64_t>) == 8 && std::atomic<uint64_t>::is_always_lock_free,
@@ -77,6 +83,9 @@ struct alignas(64) SharedRegion {
 constexpr size_t kRegionSnapshotOffset = 0;
 constexpr size_t kRegionBudgetsOffset = sizeof(std::atomic<double>) * kSnapshotSlots;
 constexpr size_t kBudgetSlotBytes = sizeof(BudgetSlot);
+constexpr size_t kBudgetLimit32Offset = offsetof(BudgetSlot, limit32);
+static_assert(kBudgetLimit32Offset % 4 == 0, "limit32 must be 4-byte aligned for JS views");
+static_assert(std::atomic<uint32_t>::is_always_lock_free, "32-bit atomics must be lock-free");
 
 // What one environment (JS thread) holds. The owning thread writes it; any
 // thread may read it for statistics. JS writes the doubles directly.

@@ -386,13 +386,21 @@ void test_budget_exact_limit() {
 
   // Limit changes.
   CHECK_EQ(budget_reserve(l, slot, 300), static_cast<int>(kBudgetOk));
+  // JS compares against the 32-bit copy of the limit: it follows every
+  // change, and a refused change leaves both copies as they were.
+  const BudgetSlot& bs = region().budgets[slot];
+  CHECK_EQ(bs.limit32.load(), 1000u);
   CHECK_EQ(budget_set_limit(l, slot, 299), static_cast<int>(kBudgetBelowUsage));
   CHECK_EQ(stats_of(l, slot).limit, 1000u);
+  CHECK_EQ(bs.limit32.load(), 1000u);
   CHECK_EQ(budget_set_limit(l, slot, 300), static_cast<int>(kBudgetOk));
+  CHECK_EQ(bs.limit32.load(), 300u);
   CHECK_EQ(budget_reserve(l, slot, 1), static_cast<int>(kBudgetOverLimit));
   CHECK_EQ(budget_set_limit(l, slot, uint64_t{1} << 32), static_cast<int>(kBudgetWidthChange));
+  CHECK_EQ(bs.limit32.load(), 300u);
   CHECK_EQ(budget_set_limit(l, slot, kNarrowMax), static_cast<int>(kBudgetOk));
   CHECK_EQ(stats_of(l, slot).limit, kNarrowMax);
+  CHECK_EQ(bs.limit32.load(), static_cast<uint32_t>(kNarrowMax));
   CHECK_EQ(budget_release(l, slot, 300), static_cast<int>(kBudgetOk));
 
   CHECK_EQ(budget_close(l, slot), static_cast<int>(kBudgetOk));
@@ -465,6 +473,7 @@ void test_budget_large_sizes() {
   CHECK_EQ(budget_set_limit(l, slot, max + 1), static_cast<int>(kBudgetBadSize));
   CHECK_EQ(budget_set_limit(l, slot, kNarrowMax), static_cast<int>(kBudgetWidthChange));
   CHECK_EQ(budget_set_limit(l, slot, kNarrowMax + 1), static_cast<int>(kBudgetOk));
+  CHECK_EQ(region().budgets[slot].limit32.load(), 0u);  // wide budgets have no 32-bit copy
 
   // The 32-bit boundary decides the width.
   int narrow = -1, wide = -1;
