@@ -149,7 +149,7 @@ class Addon : public Napi::Addon<Addon> {
   // diskRead(handle, Float64Array[3]) -> 0 or errno.
   Napi::Value DiskRead(const Napi::CallbackInfo& info) {
     int h = ArgDisk(info);
-    Napi::Float64Array out = ArgOut(info, 1, 3);
+    double* out = ArgOut(info, 1, 3);
     rg::DiskInfo d;
     int err = rg::read_disk_handle(disks_[static_cast<size_t>(h)], &d);
     if (err == 0) {
@@ -284,18 +284,45 @@ class Addon : public Napi::Addon<Addon> {
     return Napi::Number::New(info.Env(), err ? -static_cast<double>(err) : static_cast<double>(v));
   }
 
-  // Fills a Float64Array of length >= 2; returns 0 or errno.
-  static Napi::Float64Array ArgOut(const Napi::CallbackInfo& info, size_t i, size_t min_len) {
-    if (info.Length() <= i || !info[i].IsTypedArray() ||
-        info[i].As<Napi::TypedArray>().TypedArrayType() != napi_float64_array ||
-        info[i].As<Napi::TypedArray>().ElementLength() < min_len) {
-      throw TypeErr(info.Env(), "expected a Float64Array large enough for the result");
+  // The data of a Float64Array argument with at least min_len elements. One
+  // napi_get_typedarray_info call: these reads are hot, and each wrapper
+  // accessor of node-addon-api would make its own.
+  static double* ArgOut(const Napi::CallbackInfo& info, size_t i, size_t min_len) {
+    napi_env env = info.Env();
+    if (info.Length() > i) {
+      napi_value v = info[i];
+      bool typed = false;
+      napi_typedarray_type type;
+      size_t length = 0;
+      void* data = nullptr;
+      if (napi_is_typedarray(env, v, &typed) == napi_ok && typed &&
+          napi_get_typedarray_info(env, v, &type, &length, &data, nullptr, nullptr) == napi_ok &&
+          type == napi_float64_array && length >= min_len && data != nullptr) {
+        return static_cast<double*>(data);
+      }
     }
-    return info[i].As<Napi::Float64Array>();
+    throw TypeErr(info.Env(), "expected a Float64Array large enough for the result");
+  }
+
+  // A path argument, NUL-terminated, in `buf` with one N-API call when it
+  // fits (the common case), else through a std::string. Returns false when it
+  // contains a NUL byte (no such path can exist).
+  static bool ArgPath(const Napi::CallbackInfo& info, std::vector<char>* heap, char (&buf)[1024], const char** out) {
+    if (info.Length() < 1 || !info[0].IsString()) throw TypeErr(info.Env(), "path must be a string");
+    size_t copied = 0;
+    if (napi_get_value_string_utf8(info.Env(), info[0], buf, sizeof buf, &copied) == napi_ok &&
+        copied + 4 < sizeof buf) {  // a multi-byte character may have been cut short of the end
+      *out = buf;
+      return memchr(buf, '\0', copied) == nullptr;
+    }
+    std::string path = info[0].As<Napi::String>().Utf8Value();
+    heap->assign(path.c_str(), path.c_str() + path.size() + 1);
+    *out = heap->data();
+    return path.find('\0') == std::string::npos;
   }
 
   Napi::Value ReadProcessCpu(const Napi::CallbackInfo& info) {
-    Napi::Float64Array out = ArgOut(info, 0, 2);
+    double* out = ArgOut(info, 0, 2);
     rg::CpuTimes t;
     int err = rg::read_process_cpu(&t);
     if (err == 0) {
@@ -306,7 +333,7 @@ class Addon : public Napi::Addon<Addon> {
   }
 
   Napi::Value ReadSystemCpu(const Napi::CallbackInfo& info) {
-    Napi::Float64Array out = ArgOut(info, 0, 2);
+    double* out = ArgOut(info, 0, 2);
     rg::SystemCpu t;
     int err = rg::read_system_cpu(&t);
     if (err == 0) {
@@ -319,7 +346,7 @@ class Addon : public Napi::Addon<Addon> {
   Napi::Value CpuCount(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), rg::cpu_count()); }
 
   Napi::Value ReadSystemMemory(const Napi::CallbackInfo& info) {
-    Napi::Float64Array out = ArgOut(info, 0, 2);
+    double* out = ArgOut(info, 0, 2);
     rg::SystemMemory m;
     int err = rg::read_system_memory(&m);
     if (err == 0) {
@@ -377,12 +404,14 @@ class Addon : public Napi::Addon<Addon> {
   // readDisk(path, Float64Array[3]) -> 0 or errno (ENOENT, ENOTDIR, ...).
   Napi::Value ReadDisk(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-    if (info.Length() < 1 || !info[0].IsString()) throw TypeErr(env, "path must be a string");
-    Napi::Float64Array out = ArgOut(info, 1, 3);
-    std::string path = info[0].As<Napi::String>().Utf8Value();
-    if (path.find('\0') != std::string::npos) return Napi::Number::New(env, ENOENT);
+    char buf[1024];
+    std::vector<char> heap;
+    const char* path = nullptr;
+    bool valid = ArgPath(info, &heap, buf, &path);
+    double* out = ArgOut(info, 1, 3);
+    if (!valid) return Napi::Number::New(env, ENOENT);
     rg::DiskInfo d;
-    int err = rg::read_disk(path.c_str(), &d);
+    int err = rg::read_disk(path, &d);
     if (err == 0) {
       out[0] = static_cast<double>(d.total);
       out[1] = static_cast<double>(d.free);

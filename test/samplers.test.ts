@@ -207,4 +207,25 @@ describe('disk', () => {
     expect(() => readDisk(42 as unknown as string)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }));
     expect(() => readDisk('a\0b')).toThrow(expect.objectContaining({ code: 'ERR_PATH_NOT_FOUND' }));
   });
+
+  test('long paths and multi-byte names read the right directory, whatever their length', () => {
+    // Paths are copied into a 1 KiB stack buffer when they fit and go the
+    // slow way when they do not; walk a multi-byte name across that edge.
+    const named = fs.mkdtempSync(`${dir}/rg-é日本-`);
+    try {
+      const expected = fs.statfsSync(named);
+      for (let k = 480; k <= 530; k++) {
+        const p = '/.'.repeat(k) + named;
+        const got = readDisk(p);
+        expect(got.path).toBe(p);
+        expect(got.total).toBe(expected.blocks * expected.bsize);
+        expect(() => readDisk(`${p}/missing-é`)).toThrow(expect.objectContaining({ code: 'ERR_PATH_NOT_FOUND' }));
+        expect(() => readDisk(`${'/.'.repeat(k)}/a\0é`)).toThrow(expect.objectContaining({ code: 'ERR_PATH_NOT_FOUND' }));
+      }
+      // Longer than any path the kernel takes.
+      expect(() => readDisk('/.'.repeat(3000) + named)).toThrow(expect.objectContaining({ code: 'ERR_PATH_UNREADABLE' }));
+    } finally {
+      fs.rmSync(named, { recursive: true });
+    }
+  });
 });
