@@ -92,20 +92,27 @@ export class Budget {
   readonly #used: number; // index of `used` (U32 low word, or B64 word)
   readonly #peak: number;
   readonly #limit: number; // F64 index
-  readonly #limit32: number; // U32 index of the 32-bit copy (narrow budgets)
   #closed = false;
 
   static {
-    reserveValidated = (budget, bytes) => budget.#reserve(bytes);
-    releaseValidated = (budget, bytes) => budget.#release(bytes);
+    reserveValidated = (budget, bytes) => {
+      if (budget.#closed) budget.#throwClosed();
+      return budget._reserve(bytes);
+    };
+    releaseValidated = (budget, bytes) => {
+      if (budget.#closed) budget.#throwClosed();
+      const used = budget._release(bytes);
+      if (used < 0) budget.#throwRelease(bytes);
+      return used;
+    };
   }
 
-  private constructor(name: string, slot: number) {
+  /** Use {@link Budget.open} or {@link Budget.create}. */
+  protected constructor(name: string, slot: number, narrow: boolean) {
     this.name = name;
     this.slot = slot;
-    const stats = binding.budgetStats(slot);
-    this.#narrow = typeof stats === 'object' && stats.narrow;
-    if (this.#narrow) {
+    this.#narrow = narrow;
+    if (narrow) {
       this.#used = BASE32 + slot * SLOT_WORDS32 + LOW;
       this.#peak = BASE32 + slot * SLOT_WORDS32 + 2 + LOW;
     } else {
@@ -113,7 +120,6 @@ export class Budget {
       this.#peak = BASE64 + slot * SLOT_WORDS64 + 1;
     }
     this.#limit = BASE64 + slot * SLOT_WORDS64 + 2;
-    this.#limit32 = BASE32 + slot * SLOT_WORDS32 + LIMIT32;
     registry.register(this, slot, this);
   }
 
@@ -138,7 +144,14 @@ export class Budget {
 
   static #open(name: string, limit: number | undefined): Budget {
     const r = binding.budgetOpen(name, limit);
-    if (r >= 0) return new Budget(name, r);
+    if (r >= 0) {
+      // One class per kind keeps each hot path monomorphic: a process that
+      // uses both narrow and wide budgets does not slow the narrow one.
+      const stats = binding.budgetStats(r);
+      const narrow = typeof stats === 'object' && stats.narrow;
+      if (!FAST) return new NativeBudget(name, r, narrow);
+      return narrow ? new NarrowBudget(name, r) : new WideBudget(name, r);
+    }
     const code = -r;
     const label = name ? JSON.stringify(name) : '(private)';
     switch (code) {
@@ -188,37 +201,26 @@ export class Budget {
     if (typeof bytes !== 'number' || !(bytes >= 0 && bytes <= MAX_SAFE) || Math.trunc(bytes) !== bytes) {
       validateBytes(bytes, 'bytes');
     }
-    return this.#reserve(bytes) >= 0;
+    if (this.#closed) this.#throwClosed();
+    return this._reserve(bytes) >= 0;
   }
 
-  /** Reserves validated `bytes`; returns the usage after, or -1 when refused. */
-  #reserve(bytes: number): number {
-    if (this.#closed) this.#throwClosed();
-    if (!FAST) return this.#nativeReserve(bytes);
-    if (!this.#narrow) return this.#reserveWide(bytes);
-    const slot = this.slot;
-    const i = this.#used;
-    const limit = U32[this.#limit32]!;
-    let cur = U32[i]!;
-    for (;;) {
-      const next = cur + bytes;
-      if (next > limit) {
-        LEDGER[MAX + MAX + slot]!++;
-        return -1;
-      }
-      const prev = Atomics.compareExchange(U32, i, cur, next);
-      if (prev === cur) {
-        // A concurrent setLimit() may have lowered the limit since we read
-        // it; it publishes first and then checks usage, so one side sees
-        // the other. Back out if it did.
-        if (next > U32[this.#limit32]!) return this.#backOut32(i, bytes);
-        LEDGER[slot]! += bytes;
-        LEDGER[MAX + slot]!++;
-        if (next > U32[this.#peak]!) raisePeak32(this.#peak, next);
-        return next;
-      }
-      cur = prev;
-    }
+  /**
+   * Reserves validated `bytes` on an open handle; returns the usage right
+   * after, or -1 when refused. One implementation per kind of budget.
+   * @internal
+   */
+  protected _reserve(bytes: number): number {
+    return binding.budgetReserve(this.slot, bytes) === 0 ? this.#stats().used : -1;
+  }
+
+  /**
+   * Releases validated `bytes` on an open handle; returns the usage right
+   * after, or -1 (changing nothing) when this environment holds fewer.
+   * @internal
+   */
+  protected _release(bytes: number): number {
+    return binding.budgetRelease(this.slot, bytes) === 0 ? this.#stats().used : -1;
   }
 
   /** Like {@link tryReserve}, but throws {@link BudgetExceededError} over the limit. */
@@ -237,22 +239,8 @@ export class Budget {
     if (typeof bytes !== 'number' || !(bytes >= 0 && bytes <= MAX_SAFE) || Math.trunc(bytes) !== bytes) {
       validateBytes(bytes, 'bytes');
     }
-    this.#release(bytes);
-  }
-
-  /** Releases validated `bytes`; returns the usage after. */
-  #release(bytes: number): number {
     if (this.#closed) this.#throwClosed();
-    if (!FAST) {
-      if (binding.budgetRelease(this.slot, bytes) !== 0) this.#throwRelease(bytes);
-      return this.#stats().used;
-    }
-    const slot = this.slot;
-    const held = LEDGER[slot]!;
-    if (bytes > held) this.#throwRelease(bytes);
-    LEDGER[slot] = held - bytes;
-    if (this.#narrow) return Atomics.sub(U32, this.#used, bytes) - bytes;
-    return Number(Atomics.sub(B64, this.#used, BigInt(bytes))) - bytes;
+    if (this._release(bytes) < 0) this.#throwRelease(bytes);
   }
 
   /** Bytes reserved now, process-wide. */
@@ -336,7 +324,101 @@ export class Budget {
     this.close();
   }
 
-  #reserveWide(bytes: number): number {
+  #stats(): Omit<BudgetStats, 'held'> {
+    const s = binding.budgetStats(this.slot);
+    if (typeof s === 'number') this.#throwClosed();
+    const { narrow: _narrow, ...rest } = s as Exclude<typeof s, number>;
+    return rest;
+  }
+
+  #label(): string {
+    return this.name ? `budget ${JSON.stringify(this.name)}` : 'the private budget';
+  }
+
+  #throwRelease(bytes: number): never {
+    throw new BudgetError(
+      'ERR_BUDGET_RELEASE_EXCEEDS_HELD',
+      `Cannot release ${bytes} bytes from ${this.#label()}: this thread holds ${this.held}`,
+      this.name,
+      bytes,
+      this.limit,
+      this.used,
+    );
+  }
+
+  #throwClosed(): never {
+    throw new BudgetError('ERR_BUDGET_CLOSED', `The handle on ${this.#label()} is closed`, this.name, 0, NaN, NaN);
+  }
+}
+
+/** A budget whose limit is below 2^32: 32-bit Atomics, no BigInt. */
+class NarrowBudget extends Budget {
+  readonly #used: number; // U32 index of the low word of `used`
+  readonly #peak: number;
+  readonly #limit32: number;
+
+  constructor(name: string, slot: number) {
+    super(name, slot, true);
+    const base = BASE32 + slot * SLOT_WORDS32;
+    this.#used = base + LOW;
+    this.#peak = base + 2 + LOW;
+    this.#limit32 = base + LIMIT32;
+  }
+
+  protected override _reserve(bytes: number): number {
+    const slot = this.slot;
+    const i = this.#used;
+    const limit = U32[this.#limit32]!;
+    let cur = U32[i]!;
+    for (;;) {
+      const next = cur + bytes;
+      if (next > limit) {
+        LEDGER[MAX + MAX + slot]!++;
+        return -1;
+      }
+      const prev = Atomics.compareExchange(U32, i, cur, next);
+      if (prev === cur) {
+        // A concurrent setLimit() may have lowered the limit since we read
+        // it; it publishes first and then checks usage, so one side sees
+        // the other. Back out if it did.
+        if (next > U32[this.#limit32]!) {
+          Atomics.sub(U32, i, bytes);
+          LEDGER[MAX + MAX + slot]!++;
+          return -1;
+        }
+        LEDGER[slot]! += bytes;
+        LEDGER[MAX + slot]!++;
+        if (next > U32[this.#peak]!) raisePeak32(this.#peak, next);
+        return next;
+      }
+      cur = prev;
+    }
+  }
+
+  protected override _release(bytes: number): number {
+    const slot = this.slot;
+    const held = LEDGER[slot]!;
+    if (bytes > held) return -1;
+    LEDGER[slot] = held - bytes;
+    return Atomics.sub(U32, this.#used, bytes) - bytes;
+  }
+}
+
+/** A budget whose limit is 2^32 or more: 64-bit Atomics. */
+class WideBudget extends Budget {
+  readonly #used: number; // B64 index
+  readonly #peak: number;
+  readonly #limit: number; // F64 index
+
+  constructor(name: string, slot: number) {
+    super(name, slot, false);
+    const base = BASE64 + slot * SLOT_WORDS64;
+    this.#used = base;
+    this.#peak = base + 1;
+    this.#limit = base + 2;
+  }
+
+  protected override _reserve(bytes: number): number {
     const slot = this.slot;
     const limit = F64[this.#limit]!;
     const i = this.#used;
@@ -364,42 +446,20 @@ export class Budget {
     }
   }
 
-  #backOut32(i: number, bytes: number): -1 {
-    Atomics.sub(U32, i, bytes);
-    LEDGER[MAX + MAX + this.slot]!++;
-    return -1;
-  }
-
-  #nativeReserve(bytes: number): number {
-    return binding.budgetReserve(this.slot, bytes) === 0 ? this.#stats().used : -1;
-  }
-
-  #stats(): Omit<BudgetStats, 'held'> {
-    const s = binding.budgetStats(this.slot);
-    if (typeof s === 'number') this.#throwClosed();
-    const { narrow: _narrow, ...rest } = s as Exclude<typeof s, number>;
-    return rest;
-  }
-
-  #label(): string {
-    return this.name ? `budget ${JSON.stringify(this.name)}` : 'the private budget';
-  }
-
-  #throwRelease(bytes: number): never {
-    throw new BudgetError(
-      'ERR_BUDGET_RELEASE_EXCEEDS_HELD',
-      `Cannot release ${bytes} bytes from ${this.#label()}: this thread holds ${this.held}`,
-      this.name,
-      bytes,
-      this.limit,
-      this.used,
-    );
-  }
-
-  #throwClosed(): never {
-    throw new BudgetError('ERR_BUDGET_CLOSED', `The handle on ${this.#label()} is closed`, this.name, 0, NaN, NaN);
+  protected override _release(bytes: number): number {
+    const slot = this.slot;
+    const held = LEDGER[slot]!;
+    if (bytes > held) return -1;
+    LEDGER[slot] = held - bytes;
+    return Number(Atomics.sub(B64, this.#used, BigInt(bytes))) - bytes;
   }
 }
+
+/**
+ * Where the runtime refuses external buffers: one native call per operation
+ * (the base class's implementation).
+ */
+class NativeBudget extends Budget {}
 
 function raisePeak32(i: number, value: number): void {
   let peak = U32[i]!;
