@@ -50,6 +50,27 @@ function pairs(bench, lib) {
     }
   });
 
+  // The same on 32 bits: the two Atomics calls every exact pair needs, and
+  // nothing else (no per-thread ledger, counts or peak).
+  const cell32 = new Int32Array(new SharedArrayBuffer(4));
+  bench.op(
+    'JS Atomics: Int32Array CAS loop + Atomics.sub',
+    (n) => {
+      for (let i = 0; i < n; i++) {
+        let cur = cell32[0];
+        for (;;) {
+          const next = cur + 64;
+          if (next > LIMIT) break;
+          const prev = Atomics.compareExchange(cell32, 0, cur, next);
+          if (prev === cur) break;
+          cur = prev;
+        }
+        Atomics.sub(cell32, 0, 64);
+      }
+    },
+    { baseline: 'JS Atomics: BigInt64Array CAS loop + Atomics.sub' },
+  );
+
   const budget = lib.Budget.create(LIMIT);
   const slot = budget.slot;
   const napi = bench.op(
