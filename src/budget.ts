@@ -356,6 +356,14 @@ class NarrowBudget extends Budget {
   readonly #used: number; // U32 index of the low word of `used`
   readonly #peak: number;
   readonly #limit32: number;
+  /**
+   * The counter as this handle last saw it. The first compare-exchange uses
+   * it as its expected value instead of reading the counter first: when no
+   * other thread has moved the counter since, that saves the read that the
+   * exchange would otherwise wait on. A stale guess costs one failed
+   * exchange, which returns the real value; it can never decide an outcome.
+   */
+  #seen = 0;
 
   constructor(name: string, slot: number) {
     super(name, slot, true);
@@ -365,24 +373,51 @@ class NarrowBudget extends Budget {
     this.#limit32 = base + LIMIT32;
   }
 
+  // tryReserve() and release() are repeated in each subclass so that their
+  // call of _reserve/_release sees one class only and stays monomorphic in a
+  // process that also uses the other kind. Errors take the base class's path.
+  override tryReserve(bytes: number): boolean {
+    if (typeof bytes !== 'number' || !(bytes >= 0 && bytes <= MAX_SAFE) || Math.trunc(bytes) !== bytes) {
+      validateBytes(bytes, 'bytes');
+    }
+    if (this.closed) return super.tryReserve(bytes);
+    return this._reserve(bytes) >= 0;
+  }
+
+  override release(bytes: number): void {
+    if (typeof bytes !== 'number' || !(bytes >= 0 && bytes <= MAX_SAFE) || Math.trunc(bytes) !== bytes) {
+      validateBytes(bytes, 'bytes');
+    }
+    if (this.closed || this._release(bytes) < 0) super.release(bytes);
+  }
+
   protected override _reserve(bytes: number): number {
     const slot = this.slot;
     const i = this.#used;
     const limit = U32[this.#limit32]!;
-    let cur = U32[i]!;
+    let cur = this.#seen;
+    let guessed = true;
     for (;;) {
       const next = cur + bytes;
       if (next > limit) {
+        if (guessed) {
+          // Only a value read from the counter may refuse a reservation.
+          cur = U32[i]!;
+          guessed = false;
+          continue;
+        }
+        this.#seen = cur;
         LEDGER[MAX + MAX + slot]!++;
         return -1;
       }
       const prev = Atomics.compareExchange(U32, i, cur, next);
       if (prev === cur) {
+        this.#seen = next;
         // A concurrent setLimit() may have lowered the limit since we read
         // it; it publishes first and then checks usage, so one side sees
         // the other. Back out if it did.
         if (next > U32[this.#limit32]!) {
-          Atomics.sub(U32, i, bytes);
+          this.#seen = Atomics.sub(U32, i, bytes) - bytes;
           LEDGER[MAX + MAX + slot]!++;
           return -1;
         }
@@ -392,6 +427,7 @@ class NarrowBudget extends Budget {
         return next;
       }
       cur = prev;
+      guessed = false;
     }
   }
 
@@ -400,7 +436,7 @@ class NarrowBudget extends Budget {
     const held = LEDGER[slot]!;
     if (bytes > held) return -1;
     LEDGER[slot] = held - bytes;
-    return Atomics.sub(U32, this.#used, bytes) - bytes;
+    return (this.#seen = Atomics.sub(U32, this.#used, bytes) - bytes);
   }
 }
 
@@ -416,6 +452,22 @@ class WideBudget extends Budget {
     this.#used = base;
     this.#peak = base + 1;
     this.#limit = base + 2;
+  }
+
+  // As in NarrowBudget.
+  override tryReserve(bytes: number): boolean {
+    if (typeof bytes !== 'number' || !(bytes >= 0 && bytes <= MAX_SAFE) || Math.trunc(bytes) !== bytes) {
+      validateBytes(bytes, 'bytes');
+    }
+    if (this.closed) return super.tryReserve(bytes);
+    return this._reserve(bytes) >= 0;
+  }
+
+  override release(bytes: number): void {
+    if (typeof bytes !== 'number' || !(bytes >= 0 && bytes <= MAX_SAFE) || Math.trunc(bytes) !== bytes) {
+      validateBytes(bytes, 'bytes');
+    }
+    if (this.closed || this._release(bytes) < 0) super.release(bytes);
   }
 
   protected override _reserve(bytes: number): number {

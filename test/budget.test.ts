@@ -114,6 +114,27 @@ describe('budget limits', () => {
     b.close();
   });
 
+  test("a handle's remembered counter value is only a guess: it never decides an outcome", () => {
+    const name = unique('guess');
+    const a = Budget.open(name, 100);
+    const b = Budget.open(name);
+    // a last saw 90; b (same thread, so it may release those bytes) brings
+    // the counter back to 0 behind a's back. a must still get its 20.
+    expect(a.tryReserve(90)).toBe(true);
+    b.release(90);
+    expect(a.tryReserve(20)).toBe(true);
+    expect(a.used).toBe(20);
+    // Now a last saw 20 while b takes the counter to 95: a's 10 must fail.
+    expect(b.tryReserve(75)).toBe(true);
+    expect(a.tryReserve(10)).toBe(false);
+    expect(a.tryReserve(5)).toBe(true);
+    expect(b.used).toBe(100);
+    b.release(100);
+    expect(a.stats()).toMatchObject({ used: 0, peak: 100, successes: 4, failures: 1 });
+    a.close();
+    b.close();
+  });
+
   test('one name is one counter; limit mismatch, unknown names and setLimit', () => {
     const name = unique('named');
     const a = Budget.open(name, 500);
