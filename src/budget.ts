@@ -55,6 +55,16 @@ export let reserveValidated: (budget: Budget, bytes: number) => number;
 /** @internal */
 export let releaseValidated: (budget: Budget, bytes: number) => number;
 
+/**
+ * Throws the typed error of validateBytes unless `bytes` is an integer from 0
+ * to 2^53 - 1. The common case is one inline test, with no call.
+ */
+function checkBytes(bytes: unknown): void {
+  if (typeof bytes !== 'number' || !(bytes >= 0 && bytes <= MAX_SAFE) || Math.trunc(bytes) !== bytes) {
+    validateBytes(bytes, 'bytes');
+  }
+}
+
 const NATIVE_ERRORS = ['', 'over limit', 'exceeds held', 'not found', 'limit mismatch', 'too many', 'closed', 'below usage', 'width', 'bad size'];
 
 /** Statistics of a budget, process-wide. */
@@ -198,9 +208,7 @@ export class Budget {
    * Returns false (and changes nothing) when it would not.
    */
   tryReserve(bytes: number): boolean {
-    if (typeof bytes !== 'number' || !(bytes >= 0 && bytes <= MAX_SAFE) || Math.trunc(bytes) !== bytes) {
-      validateBytes(bytes, 'bytes');
-    }
+    checkBytes(bytes);
     if (this.#closed) this.#throwClosed();
     return this._reserve(bytes) >= 0;
   }
@@ -236,9 +244,7 @@ export class Budget {
    * negative.
    */
   release(bytes: number): void {
-    if (typeof bytes !== 'number' || !(bytes >= 0 && bytes <= MAX_SAFE) || Math.trunc(bytes) !== bytes) {
-      validateBytes(bytes, 'bytes');
-    }
+    checkBytes(bytes);
     if (this.#closed) this.#throwClosed();
     if (this._release(bytes) < 0) this.#throwRelease(bytes);
   }
@@ -377,17 +383,13 @@ class NarrowBudget extends Budget {
   // call of _reserve/_release sees one class only and stays monomorphic in a
   // process that also uses the other kind. Errors take the base class's path.
   override tryReserve(bytes: number): boolean {
-    if (typeof bytes !== 'number' || !(bytes >= 0 && bytes <= MAX_SAFE) || Math.trunc(bytes) !== bytes) {
-      validateBytes(bytes, 'bytes');
-    }
+    checkBytes(bytes);
     if (this.closed) return super.tryReserve(bytes);
     return this._reserve(bytes) >= 0;
   }
 
   override release(bytes: number): void {
-    if (typeof bytes !== 'number' || !(bytes >= 0 && bytes <= MAX_SAFE) || Math.trunc(bytes) !== bytes) {
-      validateBytes(bytes, 'bytes');
-    }
+    checkBytes(bytes);
     if (this.closed || this._release(bytes) < 0) super.release(bytes);
   }
 
@@ -456,17 +458,13 @@ class WideBudget extends Budget {
 
   // As in NarrowBudget.
   override tryReserve(bytes: number): boolean {
-    if (typeof bytes !== 'number' || !(bytes >= 0 && bytes <= MAX_SAFE) || Math.trunc(bytes) !== bytes) {
-      validateBytes(bytes, 'bytes');
-    }
+    checkBytes(bytes);
     if (this.closed) return super.tryReserve(bytes);
     return this._reserve(bytes) >= 0;
   }
 
   override release(bytes: number): void {
-    if (typeof bytes !== 'number' || !(bytes >= 0 && bytes <= MAX_SAFE) || Math.trunc(bytes) !== bytes) {
-      validateBytes(bytes, 'bytes');
-    }
+    checkBytes(bytes);
     if (this.closed || this._release(bytes) < 0) super.release(bytes);
   }
 
