@@ -97,11 +97,14 @@ export class Budget {
   /** The name it was opened by ('' for a private budget). */
   readonly name: string;
   /** Index of the budget in the shared region. */
-  readonly slot: number;
+  // Index fields start as 0 rather than undefined so that V8 keeps them as
+  // small integers: a field first holding undefined is widened to "any
+  // value", and every read of it on the hot paths then checks its tag.
+  readonly slot: number = 0;
   readonly #narrow: boolean;
-  readonly #used: number; // index of `used` (U32 low word, or B64 word)
-  readonly #peak: number;
-  readonly #limit: number; // F64 index
+  readonly #used: number = 0; // index of `used` (U32 low word, or B64 word)
+  readonly #peak: number = 0;
+  readonly #limit: number = 0; // F64 index
   #closed = false;
 
   static {
@@ -359,9 +362,10 @@ export class Budget {
 
 /** A budget whose limit is below 2^32: 32-bit Atomics, no BigInt. */
 class NarrowBudget extends Budget {
-  readonly #used: number; // U32 index of the low word of `used`
-  readonly #peak: number;
-  readonly #limit32: number;
+  // Initialised to 0 for the reason given in Budget.
+  readonly #used: number = 0; // U32 index of the low word of `used`
+  readonly #peak: number = 0;
+  readonly #limit32: number = 0;
   /**
    * The counter as this handle last saw it. The first compare-exchange uses
    * it as its expected value instead of reading the counter first: when no
@@ -393,44 +397,53 @@ class NarrowBudget extends Budget {
     if (this.closed || this._release(bytes) < 0) super.release(bytes);
   }
 
+  // The common case is one guessed exchange that succeeds, written without a
+  // loop so that V8 compiles it as straight-line code; everything else (a
+  // guess that is stale or would pass the limit, a lost race) goes to
+  // #reserveSlow, which reads the counter.
   protected override _reserve(bytes: number): number {
-    const slot = this.slot;
+    const cur = this.#seen;
+    const next = cur + bytes;
+    if (next <= U32[this.#limit32]! && Atomics.compareExchange(U32, this.#used, cur, next) === cur) {
+      return this.#taken(next, bytes);
+    }
+    return this.#reserveSlow(bytes);
+  }
+
+  /** Retries from the counter's real value; only this path refuses. */
+  #reserveSlow(bytes: number): number {
     const i = this.#used;
     const limit = U32[this.#limit32]!;
-    let cur = this.#seen;
-    let guessed = true;
+    let cur = U32[i]!;
     for (;;) {
       const next = cur + bytes;
       if (next > limit) {
-        if (guessed) {
-          // Only a value read from the counter may refuse a reservation.
-          cur = U32[i]!;
-          guessed = false;
-          continue;
-        }
         this.#seen = cur;
-        LEDGER[MAX + MAX + slot]!++;
+        LEDGER[MAX + MAX + this.slot]!++;
         return -1;
       }
       const prev = Atomics.compareExchange(U32, i, cur, next);
-      if (prev === cur) {
-        this.#seen = next;
-        // A concurrent setLimit() may have lowered the limit since we read
-        // it; it publishes first and then checks usage, so one side sees
-        // the other. Back out if it did.
-        if (next > U32[this.#limit32]!) {
-          this.#seen = Atomics.sub(U32, i, bytes) - bytes;
-          LEDGER[MAX + MAX + slot]!++;
-          return -1;
-        }
-        LEDGER[slot]! += bytes;
-        LEDGER[MAX + slot]!++;
-        if (next > U32[this.#peak]!) raisePeak32(this.#peak, next);
-        return next;
-      }
+      if (prev === cur) return this.#taken(next, bytes);
       cur = prev;
-      guessed = false;
     }
+  }
+
+  /** Bookkeeping after an exchange from `next - bytes` to `next` succeeded. */
+  #taken(next: number, bytes: number): number {
+    this.#seen = next;
+    // A concurrent setLimit() may have lowered the limit since we read it; it
+    // publishes first and then checks usage, so one side sees the other.
+    // Back out if it did.
+    if (next > U32[this.#limit32]!) {
+      this.#seen = Atomics.sub(U32, this.#used, bytes) - bytes;
+      LEDGER[MAX + MAX + this.slot]!++;
+      return -1;
+    }
+    const slot = this.slot;
+    LEDGER[slot]! += bytes;
+    LEDGER[MAX + slot]!++;
+    if (next > U32[this.#peak]!) raisePeak32(this.#peak, next);
+    return next;
   }
 
   protected override _release(bytes: number): number {
@@ -444,9 +457,9 @@ class NarrowBudget extends Budget {
 
 /** A budget whose limit is 2^32 or more: 64-bit Atomics. */
 class WideBudget extends Budget {
-  readonly #used: number; // B64 index
-  readonly #peak: number;
-  readonly #limit: number; // F64 index
+  readonly #used: number = 0; // B64 index
+  readonly #peak: number = 0;
+  readonly #limit: number = 0; // F64 index
 
   constructor(name: string, slot: number) {
     super(name, slot, false);

@@ -124,13 +124,21 @@ describe('budget limits', () => {
     b.release(90);
     expect(a.tryReserve(20)).toBe(true);
     expect(a.used).toBe(20);
-    // Now a last saw 20 while b takes the counter to 95: a's 10 must fail.
+    // a last saw 20 and b takes 30 more: a's guessed exchange (20 -> 30)
+    // fails, and the retry from the real value gets a its 10.
+    expect(b.tryReserve(30)).toBe(true);
+    expect(a.tryReserve(10)).toBe(true);
+    expect(a.used).toBe(60);
+    b.release(40);
+    // Now a last saw 60 while b takes the counter from 20 to 95: a's guess
+    // (60 -> 70) fits under the limit, but the counter says 10 more would
+    // not, so a's 10 must fail, and be counted as one failure.
     expect(b.tryReserve(75)).toBe(true);
     expect(a.tryReserve(10)).toBe(false);
     expect(a.tryReserve(5)).toBe(true);
     expect(b.used).toBe(100);
     b.release(100);
-    expect(a.stats()).toMatchObject({ used: 0, peak: 100, successes: 4, failures: 1 });
+    expect(a.stats()).toMatchObject({ used: 0, peak: 100, successes: 6, failures: 1 });
     a.close();
     b.close();
   });
