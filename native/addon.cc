@@ -91,6 +91,7 @@ class Addon : public Napi::Addon<Addon> {
         InstanceMethod("budgetRelease", &Addon::BudgetRelease),
         InstanceMethod("budgetSetLimit", &Addon::BudgetSetLimit),
         InstanceMethod("budgetStats", &Addon::BudgetStats),
+        InstanceMethod("budgetPeak", &Addon::BudgetPeak),
         InstanceMethod("budgetCount", &Addon::BudgetCount),
     });
   }
@@ -208,8 +209,8 @@ class Addon : public Napi::Addon<Addon> {
 
   Napi::Value LedgerBuffer(const Napi::CallbackInfo& info) {
     if (std::getenv("RESOURCE_GUARD_NO_EXTERNAL_BUFFERS") != nullptr) return info.Env().Null();
-    // held, successes and failures: three arrays of doubles, back to back.
-    return External(info.Env(), ledger_, sizeof(double) * 3 * rg::kMaxBudgets);
+    // held, successes, failures and peak: four arrays of doubles, back to back.
+    return External(info.Env(), ledger_, rg::kLedgerViewBytes);
   }
 
   Napi::Value StartSampler(const Napi::CallbackInfo& info) {
@@ -473,6 +474,13 @@ class Addon : public Napi::Addon<Addon> {
     o.Set("openHandles", static_cast<double>(s.open_handles));
     o.Set("narrow", s.narrow);
     return o;
+  }
+
+  // The process-wide peak, or a negative error code.
+  Napi::Value BudgetPeak(const Napi::CallbackInfo& info) {
+    uint64_t peak = 0;
+    int err = rg::budget_peak(ledger_, ArgSlot(info), &peak);
+    return Napi::Number::New(info.Env(), err != 0 ? -static_cast<double>(err) : static_cast<double>(peak));
   }
 
   Napi::Value BudgetCount(const Napi::CallbackInfo& info) {

@@ -51,6 +51,8 @@ export interface NativeBinding {
   budgetRelease(slot: number, bytes: number): number;
   budgetSetLimit(slot: number, limit: number): number;
   budgetStats(slot: number): NativeBudgetStats | number;
+  /** The process-wide peak, or minus an error code. */
+  budgetPeak(slot: number): number;
   budgetCount(): number;
 }
 

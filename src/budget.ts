@@ -40,8 +40,16 @@ const FAST = sharedRegion !== null && ledgerBuffer !== null;
 const U32 = FAST ? new Uint32Array(sharedRegion!) : new Uint32Array(0);
 const B64 = FAST ? new BigUint64Array(sharedRegion!) : new BigUint64Array(0);
 const F64 = FAST ? new Float64Array(sharedRegion!) : new Float64Array(0);
-/** This environment's ledger: held[MAX], successes[MAX], failures[MAX]. */
+/**
+ * This environment's ledger: held[MAX], successes[MAX], failures[MAX] and
+ * peak[MAX], the highest counter value a reservation of this environment
+ * produced. The budget's peak is the largest of all environments' (the
+ * native side takes the maximum), so a new high is recorded with a plain
+ * store rather than a compare-exchange on a shared word.
+ */
 const LEDGER = FAST ? new Float64Array(ledgerBuffer!) : new Float64Array(0);
+if (FAST && LEDGER.length !== 4 * MAX) throw new Error('resource-guard: the native ledger does not match this version of the library');
+const PEAK = 3 * MAX;
 
 /**
  * Unchecked entry points for other modules of this package (the allocator):
@@ -103,7 +111,6 @@ export class Budget {
   readonly slot: number = 0;
   readonly #narrow: boolean;
   readonly #used: number = 0; // index of `used` (U32 low word, or B64 word)
-  readonly #peak: number = 0;
   readonly #limit: number = 0; // F64 index
   #closed = false;
 
@@ -125,13 +132,7 @@ export class Budget {
     this.name = name;
     this.slot = slot;
     this.#narrow = narrow;
-    if (narrow) {
-      this.#used = BASE32 + slot * SLOT_WORDS32 + LOW;
-      this.#peak = BASE32 + slot * SLOT_WORDS32 + 2 + LOW;
-    } else {
-      this.#used = BASE64 + slot * SLOT_WORDS64;
-      this.#peak = BASE64 + slot * SLOT_WORDS64 + 1;
-    }
+    this.#used = narrow ? BASE32 + slot * SLOT_WORDS32 + LOW : BASE64 + slot * SLOT_WORDS64;
     this.#limit = BASE64 + slot * SLOT_WORDS64 + 2;
     registry.register(this, slot, this);
   }
@@ -258,10 +259,15 @@ export class Budget {
     return this.#narrow ? U32[this.#used]! : Number(B64[this.#used]!);
   }
 
-  /** Highest `used` reached. */
+  /**
+   * Highest `used` reached, process-wide. A native call (it gathers every
+   * thread's record of its own highs), so not for tight loops.
+   */
   get peak(): number {
-    if (!FAST) return this.#stats().peak;
-    return this.#narrow ? U32[this.#peak]! : Number(B64[this.#peak]!);
+    if (this.#closed) this.#throwClosed();
+    const peak = binding.budgetPeak(this.slot);
+    if (peak < 0) this.#throwClosed();
+    return peak;
   }
 
   get limit(): number {
@@ -364,7 +370,6 @@ export class Budget {
 class NarrowBudget extends Budget {
   // Initialised to 0 for the reason given in Budget.
   readonly #used: number = 0; // U32 index of the low word of `used`
-  readonly #peak: number = 0;
   readonly #limit32: number = 0;
   /**
    * The counter as this handle last saw it. The first compare-exchange uses
@@ -379,7 +384,6 @@ class NarrowBudget extends Budget {
     super(name, slot, true);
     const base = BASE32 + slot * SLOT_WORDS32;
     this.#used = base + LOW;
-    this.#peak = base + 2 + LOW;
     this.#limit32 = base + LIMIT32;
   }
 
@@ -442,7 +446,7 @@ class NarrowBudget extends Budget {
     const slot = this.slot;
     LEDGER[slot]! += bytes;
     LEDGER[MAX + slot]!++;
-    if (next > U32[this.#peak]!) raisePeak32(this.#peak, next);
+    if (next > LEDGER[PEAK + slot]!) LEDGER[PEAK + slot] = next;
     return next;
   }
 
@@ -458,14 +462,12 @@ class NarrowBudget extends Budget {
 /** A budget whose limit is 2^32 or more: 64-bit Atomics. */
 class WideBudget extends Budget {
   readonly #used: number = 0; // B64 index
-  readonly #peak: number = 0;
   readonly #limit: number = 0; // F64 index
 
   constructor(name: string, slot: number) {
     super(name, slot, false);
     const base = BASE64 + slot * SLOT_WORDS64;
     this.#used = base;
-    this.#peak = base + 1;
     this.#limit = base + 2;
   }
 
@@ -502,8 +504,9 @@ class WideBudget extends Budget {
         }
         LEDGER[slot]! += bytes;
         LEDGER[MAX + slot]!++;
-        if (next > B64[this.#peak]!) raisePeak64(this.#peak, next);
-        return Number(next);
+        const used = Number(next);
+        if (used > LEDGER[PEAK + slot]!) LEDGER[PEAK + slot] = used;
+        return used;
       }
       cur = prev;
     }
@@ -523,24 +526,6 @@ class WideBudget extends Budget {
  * (the base class's implementation).
  */
 class NativeBudget extends Budget {}
-
-function raisePeak32(i: number, value: number): void {
-  let peak = U32[i]!;
-  while (value > peak) {
-    const prev = Atomics.compareExchange(U32, i, peak, value);
-    if (prev === peak) return;
-    peak = prev;
-  }
-}
-
-function raisePeak64(i: number, value: bigint): void {
-  let peak = Atomics.load(B64, i);
-  while (value > peak) {
-    const prev = Atomics.compareExchange(B64, i, peak, value);
-    if (prev === peak) return;
-    peak = prev;
-  }
-}
 
 /** Exposed for argument checks of callers that take a Budget. */
 export function assertBudget(value: unknown, name: string): Budget {

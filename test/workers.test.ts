@@ -106,6 +106,33 @@ describe('worker threads', () => {
     budget.close();
   });
 
+  test.each([
+    ['narrow', 1_000_000, 1234, 100_000],
+    ['wide', 2 ** 40, 2 ** 33 + 7, 2 ** 32 + 1],
+  ])('peak is process-wide (%s): a worker\'s high counts while it runs and after it exits', async (kind, limit, mine, theirs) => {
+    // Each thread records the highs its own reservations produce; peak is
+    // the largest record, and an exiting thread's record is kept.
+    const name = `peak-${kind}-${process.pid}`;
+    const budget = Budget.open(name, limit);
+    budget.reserve(mine);
+    expect(budget.peak).toBe(mine);
+    const holder = spawn({ mode: 'hold', name, bytes: theirs });
+    const [m] = await once(holder, 'message');
+    expect(m.held).toBe(theirs);
+    budget.release(mine);
+    expect(budget.used).toBe(theirs);
+    expect(budget.peak).toBe(mine + theirs);
+    expect(budget.stats().peak).toBe(mine + theirs);
+    await holder.terminate();
+    expect(budget.used).toBe(0);
+    expect(budget.peak).toBe(mine + theirs);
+    budget.reserve(1);
+    budget.release(1);
+    expect(budget.stats()).toMatchObject({ used: 0, peak: mine + theirs });
+    budget.close();
+    expect(() => budget.peak).toThrow(expect.objectContaining({ code: 'ERR_BUDGET_CLOSED' }));
+  });
+
   test('the sampler keeps running for the main thread after workers that used it exit', async () => {
     const name = `sampler-${process.pid}`;
     const w = spawn({ mode: 'probe', name, limit: 10 });

@@ -63,9 +63,22 @@ void settle_locked(Ledger* ledger, int slot) {
                                 std::memory_order_relaxed);
   s.retired_failures.fetch_add(static_cast<uint64_t>(ledger->failures[slot].load(std::memory_order_relaxed)),
                                std::memory_order_relaxed);
+  raise_peak(s, static_cast<uint64_t>(ledger->peak[slot].load(std::memory_order_relaxed)));
   ledger->held[slot].store(0, std::memory_order_relaxed);
   ledger->successes[slot].store(0, std::memory_order_relaxed);
   ledger->failures[slot].store(0, std::memory_order_relaxed);
+  ledger->peak[slot].store(0, std::memory_order_relaxed);
+}
+
+// The slot's peak and every live ledger's, whichever is highest. Caller
+// holds the registry mutex.
+uint64_t peak_locked(const Registry& r, int slot) {
+  uint64_t peak = g_region.budgets[slot].peak.load(std::memory_order_relaxed);
+  for (const Ledger* l : r.ledgers) {
+    uint64_t own = static_cast<uint64_t>(l->peak[slot].load(std::memory_order_relaxed));
+    if (own > peak) peak = own;
+  }
+  return peak;
 }
 
 // Drops one handle of `ledger` on `slot`; frees the slot with its last handle.
@@ -238,7 +251,7 @@ int budget_stats(Ledger* ledger, int slot, BudgetStats* out) {
   std::lock_guard<std::mutex> lock(r.mu);
   const BudgetSlot& s = g_region.budgets[slot];
   out->used = s.used.load(std::memory_order_acquire);
-  out->peak = s.peak.load(std::memory_order_relaxed);
+  out->peak = peak_locked(r, slot);
   out->limit = limit_of(s);
   out->narrow = (s.flags.load(std::memory_order_relaxed) & kBudgetNarrow) != 0;
   out->successes = s.retired_successes.load(std::memory_order_relaxed);
@@ -249,6 +262,14 @@ int budget_stats(Ledger* ledger, int slot, BudgetStats* out) {
   }
   out->open_handles = r.refs[slot];
   out->name = r.names[slot];
+  return kBudgetOk;
+}
+
+int budget_peak(Ledger* ledger, int slot, uint64_t* out) {
+  if (!slot_open(ledger, slot)) return kBudgetClosed;
+  Registry& r = registry();
+  std::lock_guard<std::mutex> lock(r.mu);
+  *out = peak_locked(r, slot);
   return kBudgetOk;
 }
 

@@ -89,12 +89,29 @@ static_assert(std::atomic<uint32_t>::is_always_lock_free, "32-bit atomics must b
 
 // What one environment (JS thread) holds. The owning thread writes it; any
 // thread may read it for statistics. JS writes the doubles directly.
+//
+// `peak` is the highest value of the budget's counter that a reservation of
+// this environment produced. Every new high of a counter is produced by one
+// reservation, so the budget's peak is the largest of the slot's own `peak`
+// (raised by native reservations and by environments that have settled) and
+// the live ledgers' peaks. Keeping it here lets JS record a new high with a
+// plain store instead of a compare-exchange loop on a shared word.
 struct Ledger {
   std::atomic<double> held[kMaxBudgets];
   std::atomic<double> successes[kMaxBudgets];
   std::atomic<double> failures[kMaxBudgets];
+  std::atomic<double> peak[kMaxBudgets];
   uint32_t opens[kMaxBudgets];  // handles this environment has open per slot
 };
+
+// The part of a Ledger that JS views as one Float64Array: held, successes,
+// failures and peak, kMaxBudgets doubles each, back to back.
+constexpr size_t kLedgerArrays = 4;
+constexpr size_t kLedgerViewBytes = sizeof(std::atomic<double>) * kLedgerArrays * kMaxBudgets;
+static_assert(offsetof(Ledger, held) == 0 && offsetof(Ledger, peak) == kLedgerViewBytes - sizeof(double) * kMaxBudgets,
+              "JS views held, successes, failures and peak as one array");
+static_assert(std::atomic<double>::is_always_lock_free && sizeof(std::atomic<double>) == sizeof(double),
+              "JS writes ledger doubles directly");
 
 enum BudgetError : int {
   kBudgetOk = 0,
@@ -134,6 +151,8 @@ int budget_reserve(Ledger* ledger, int slot, uint64_t bytes);
 int budget_release(Ledger* ledger, int slot, uint64_t bytes);
 int budget_set_limit(Ledger* ledger, int slot, uint64_t limit);
 int budget_stats(Ledger* ledger, int slot, BudgetStats* out);
+// The budget's peak, process-wide (see Ledger::peak).
+int budget_peak(Ledger* ledger, int slot, uint64_t* out);
 // Number of budgets in use (for tests and diagnostics).
 int budget_count();
 

@@ -333,6 +333,64 @@ void test_platform_generic() {
 
 // ---- budgets ------------------------------------------------------------------
 
+// JS records a new high of the counter in its own ledger with a plain store
+// (Ledger::peak). The budget's peak is the largest of the slot's and every
+// live ledger's, and an environment that settles folds its record into the
+// slot before its ledger is cleared.
+void test_budget_ledger_peak() {
+  LedgerHandle a, b;
+  int slot = -1;
+  CHECK_EQ(budget_open(a, "ledger-peak", true, 1000, &slot), static_cast<int>(kBudgetOk));
+  int slot_b = -1;
+  CHECK_EQ(budget_open(b, "ledger-peak", false, 0, &slot_b), static_cast<int>(kBudgetOk));
+  CHECK_EQ(slot_b, slot);
+  uint64_t peak = 99;
+  CHECK_EQ(budget_peak(a, slot, &peak), static_cast<int>(kBudgetOk));
+  CHECK_EQ(peak, 0u);
+
+  // A native reservation raises the slot's own peak.
+  CHECK_EQ(budget_reserve(a, slot, 300), static_cast<int>(kBudgetOk));
+  CHECK_EQ(budget_release(a, slot, 300), static_cast<int>(kBudgetOk));
+  CHECK_EQ(region().budgets[slot].peak.load(), 300u);
+
+  // Records in the ledgers, as JS writes them: each reader sees the largest.
+  a->peak[slot].store(700);
+  b->peak[slot].store(500);
+  CHECK_EQ(budget_peak(a, slot, &peak), static_cast<int>(kBudgetOk));
+  CHECK_EQ(peak, 700u);
+  CHECK_EQ(budget_peak(b, slot, &peak), static_cast<int>(kBudgetOk));
+  CHECK_EQ(peak, 700u);
+  CHECK_EQ(stats_of(b, slot).peak, 700u);
+  CHECK_EQ(region().budgets[slot].peak.load(), 300u);  // not folded yet
+
+  // a exits: its 700 moves into the slot and its ledger is cleared.
+  a.reset();
+  CHECK_EQ(region().budgets[slot].peak.load(), 700u);
+  CHECK_EQ(budget_peak(b, slot, &peak), static_cast<int>(kBudgetOk));
+  CHECK_EQ(peak, 700u);
+  // A lower record changes nothing; a higher one wins.
+  b->peak[slot].store(900);
+  CHECK_EQ(stats_of(b, slot).peak, 900u);
+
+  // Closed or never-opened slots are refused, and peak is left alone.
+  LedgerHandle c;
+  peak = 42;
+  CHECK_EQ(budget_peak(c, slot, &peak), static_cast<int>(kBudgetClosed));
+  CHECK_EQ(peak, 42u);
+  CHECK_EQ(budget_peak(c, -1, &peak), static_cast<int>(kBudgetClosed));
+  CHECK_EQ(budget_peak(c, kMaxBudgets, &peak), static_cast<int>(kBudgetClosed));
+
+  // Last handle: the slot is freed with its peak, and a budget that takes
+  // the slot next starts from 0 in every ledger.
+  CHECK_EQ(budget_close(b, slot), static_cast<int>(kBudgetOk));
+  CHECK_EQ(b->peak[slot].load(), 0.0);
+  int again = -1;
+  CHECK_EQ(budget_open(c, "ledger-peak-2", true, 10, &again), static_cast<int>(kBudgetOk));
+  CHECK_EQ(budget_peak(c, again, &peak), static_cast<int>(kBudgetOk));
+  CHECK_EQ(peak, 0u);
+  CHECK_EQ(budget_close(c, again), static_cast<int>(kBudgetOk));
+}
+
 void test_budget_exact_limit() {
   LedgerHandle l;
   CHECK(l.l != nullptr);
@@ -1066,6 +1124,7 @@ int main(int argc, char** argv) {
       {"budget: sizes near 2^53 - 1", test_budget_large_sizes},
       {"budget: names", test_budget_names},
       {"budget: ledger_detach", test_budget_detach},
+      {"budget: per-environment peak", test_budget_ledger_peak},
       {"budget: contention", test_budget_contention},
       {"sampler: interval and sample_now", test_sampler_interval},
       {"sampler: concurrent acquire/read/release", test_sampler_concurrent},
