@@ -13,12 +13,15 @@ describe('sampler freshness', () => {
     const start = process.hrtime.bigint();
     const until = start + 200_000_000n;
     while (process.hrtime.bigint() < until) {
+      // Sequence lock: the stamp belongs to `seq` only if `seq` is even and
+      // unchanged after the stamp is read; otherwise a write was under way.
       const seq = snapshotView[SnapshotField.seq]!;
-      if (seq !== lastSeq && seq % 2 === 0) {
-        lastSeq = seq;
-        seqs.push(seq);
-        stamps.push(snapshotView[SnapshotField.timestampMs]!);
-      }
+      if (seq === lastSeq || seq % 2 !== 0) continue;
+      const stamp = snapshotView[SnapshotField.timestampMs]!;
+      if (snapshotView[SnapshotField.seq] !== seq) continue;
+      lastSeq = seq;
+      seqs.push(seq);
+      stamps.push(stamp);
     }
     // 200 ms at 10 ms is ~20 samples; a loaded 2-core machine may delay some.
     expect(seqs.length).toBeGreaterThanOrEqual(10);
