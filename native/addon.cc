@@ -56,6 +56,17 @@ int ArgSlot(const Napi::CallbackInfo& info) {
   return static_cast<int>(v);
 }
 
+// An optional cell index (argument i): undefined for none.
+int ArgCell(const Napi::CallbackInfo& info, size_t i) {
+  if (info.Length() <= i || info[i].IsUndefined()) return rg::kNoCell;
+  if (!info[i].IsNumber()) throw TypeErr(info.Env(), "budget cell must be a number");
+  double v = info[i].As<Napi::Number>().DoubleValue();
+  if (!(v >= rg::kNoCell) || v >= rg::kMaxCells || std::floor(v) != v) {
+    throw RangeErr(info.Env(), "budget cell out of range");
+  }
+  return static_cast<int>(v);
+}
+
 class Addon : public Napi::Addon<Addon> {
  public:
   Addon(Napi::Env env, Napi::Object exports) : env_(env) {
@@ -92,6 +103,7 @@ class Addon : public Napi::Addon<Addon> {
         InstanceMethod("budgetSetLimit", &Addon::BudgetSetLimit),
         InstanceMethod("budgetStats", &Addon::BudgetStats),
         InstanceMethod("budgetPeak", &Addon::BudgetPeak),
+        InstanceMethod("budgetHeld", &Addon::BudgetHeld),
         InstanceMethod("budgetCount", &Addon::BudgetCount),
     });
   }
@@ -176,6 +188,7 @@ class Addon : public Napi::Addon<Addon> {
     o.Set("budgetsOffset", static_cast<double>(rg::kRegionBudgetsOffset));
     o.Set("budgetSlotBytes", static_cast<double>(rg::kBudgetSlotBytes));
     o.Set("budgetLimit32Offset", static_cast<double>(rg::kBudgetLimit32Offset));
+    o.Set("maxCells", static_cast<double>(rg::kMaxCells));
     o.Set("maxBudgets", rg::kMaxBudgets);
     o.Set("regionBytes", static_cast<double>(sizeof(rg::SharedRegion)));
     o.Set("flagActive", static_cast<double>(rg::kBudgetActive));
@@ -209,7 +222,8 @@ class Addon : public Napi::Addon<Addon> {
 
   Napi::Value LedgerBuffer(const Napi::CallbackInfo& info) {
     if (std::getenv("RESOURCE_GUARD_NO_EXTERNAL_BUFFERS") != nullptr) return info.Env().Null();
-    // held, successes, failures and peak: four arrays of doubles, back to back.
+    // held, successes, failures and peak (four arrays of doubles, back to
+    // back), then the cells.
     return External(info.Env(), ledger_, rg::kLedgerViewBytes);
   }
 
@@ -425,32 +439,48 @@ class Addon : public Napi::Addon<Addon> {
     return Napi::Number::New(info.Env(), static_cast<double>(rg::monotonic_ns()) / 1e6);
   }
 
-  // budgetOpen(name, limit | undefined) -> slot (>= 0) or -BudgetError.
+  // budgetOpen(name, limit | undefined, withCell?) -> slot (>= 0) or
+  // -BudgetError. With a cell: slot + kMaxBudgets * (cell + 1).
   Napi::Value BudgetOpen(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     if (info.Length() < 1 || !info[0].IsString()) throw TypeErr(env, "budget name must be a string");
     std::string name = info[0].As<Napi::String>().Utf8Value();
     bool has_limit = info.Length() > 1 && !info[1].IsUndefined();
     uint64_t limit = has_limit ? ArgBytes(info, 1, "limit must be an integer from 0 to 2^53 - 1") : 0;
+    bool with_cell = info.Length() > 2 && info[2].ToBoolean().Value();
     int slot = -1;
-    int err = rg::budget_open(ledger_, name, has_limit, limit, &slot);
-    return Napi::Number::New(env, err ? -err : slot);
+    int cell = rg::kNoCell;
+    int err = rg::budget_open(ledger_, name, has_limit, limit, &slot, with_cell ? &cell : nullptr);
+    if (err != 0) return Napi::Number::New(env, -err);
+    return Napi::Number::New(env, static_cast<double>(slot) + static_cast<double>(rg::kMaxBudgets) * (cell + 1));
   }
 
+  // budgetClose(slot, cell?) -> BudgetError
   Napi::Value BudgetClose(const Napi::CallbackInfo& info) {
-    return Napi::Number::New(info.Env(), rg::budget_close(ledger_, ArgSlot(info)));
+    int slot = ArgSlot(info);
+    return Napi::Number::New(info.Env(), rg::budget_close(ledger_, slot, ArgCell(info, 1)));
   }
 
+  // budgetReserve(slot, bytes, cell?) -> BudgetError
   Napi::Value BudgetReserve(const Napi::CallbackInfo& info) {
     int slot = ArgSlot(info);
     uint64_t bytes = ArgBytes(info, 1, "bytes must be an integer from 0 to 2^53 - 1");
-    return Napi::Number::New(info.Env(), rg::budget_reserve(ledger_, slot, bytes));
+    return Napi::Number::New(info.Env(), rg::budget_reserve(ledger_, slot, bytes, ArgCell(info, 2)));
   }
 
+  // budgetRelease(slot, bytes, cell?) -> BudgetError
   Napi::Value BudgetRelease(const Napi::CallbackInfo& info) {
     int slot = ArgSlot(info);
     uint64_t bytes = ArgBytes(info, 1, "bytes must be an integer from 0 to 2^53 - 1");
-    return Napi::Number::New(info.Env(), rg::budget_release(ledger_, slot, bytes));
+    return Napi::Number::New(info.Env(), rg::budget_release(ledger_, slot, bytes, ArgCell(info, 2)));
+  }
+
+  // budgetHeld(slot, cell?) -> bytes held, or a negative error code.
+  Napi::Value BudgetHeld(const Napi::CallbackInfo& info) {
+    int slot = ArgSlot(info);
+    double held = 0;
+    int err = rg::budget_held(ledger_, slot, ArgCell(info, 1), &held);
+    return Napi::Number::New(info.Env(), err != 0 ? -static_cast<double>(err) : held);
   }
 
   Napi::Value BudgetSetLimit(const Napi::CallbackInfo& info) {

@@ -22,13 +22,15 @@
  * the allocator that reserved them (this module's rule): an allocator can
  * only release what it holds, so two allocators on one budget in one thread
  * cannot release each other's bytes, and the counter never goes negative.
+ * One count serves both rules: the allocator's budget handle has a held
+ * counter of its own in the thread's ledger (at most 4096 per thread).
  *
  * @module
  */
 import { PRESSURE_LEVELS, type PressureLevel } from './pressure';
 import { constants as bufferConstants } from 'node:buffer';
 import { EventEmitter } from 'node:events';
-import { Budget, releaseValidated, reserveValidated, type BudgetStats } from './budget';
+import { Budget, heldByCell, openOwned, releaseOwned, reserveValidated, type BudgetStats } from './budget';
 import {
   BudgetError,
   InvalidArgTypeError,
@@ -250,8 +252,6 @@ export interface LimitedAllocator {
 export class LimitedAllocator extends EventEmitter {
   readonly #budget: Budget;
   readonly #percent: Readonly<PressureThresholds>;
-  /** Bytes this allocator holds. */
-  #held = 0;
   #liveBuffers = 0;
   #liveBufferBytes = 0;
   #closed = false;
@@ -278,7 +278,7 @@ export class LimitedAllocator extends EventEmitter {
     adopting = null;
     if (opened === null) {
       const percent = readOptions(options);
-      this.#budget = Budget.create(parseSize(limit, 'limit'));
+      this.#budget = openOwned('', parseSize(limit, 'limit'));
       this.#percent = percent;
     } else {
       this.#budget = opened;
@@ -299,7 +299,8 @@ export class LimitedAllocator extends EventEmitter {
     validateString(name, 'name');
     const bytes = limit === undefined ? undefined : parseSize(limit, 'limit');
     readOptions(options); // validated before the budget is opened
-    adopting = Budget.open(name, bytes);
+    if (name === '') throw new OutOfRangeError('name', 'a non-empty string (use new LimitedAllocator(limit) for a private budget)', name);
+    adopting = openOwned(name, bytes);
     return new LimitedAllocator(0, options);
   }
 
@@ -332,9 +333,10 @@ export class LimitedAllocator extends EventEmitter {
    */
   reserveBytes(size: number): boolean {
     if (!Number.isSafeInteger(size) || size < 0) validateBytes(size, 'size');
+    // The bytes count in the budget handle's own ledger cell: that is this
+    // allocator's held count.
     const used = reserveValidated(this.#budget, size);
     if (used < 0) return false;
-    this.#held += size;
     if (used >= this.#up) this.#observe(used);
     return true;
   }
@@ -346,8 +348,13 @@ export class LimitedAllocator extends EventEmitter {
    */
   releaseBytes(size: number): void {
     if (!Number.isSafeInteger(size) || size < 0) validateBytes(size, 'size');
-    if (size > this.#held) this.#throwRelease(size);
-    this.#releaseHeld(size);
+    const used = releaseOwned(this.#budget, size);
+    if (used < 0) {
+      // Closed (-2): releasing nothing is allowed, anything else is not.
+      if (used === -2 && size === 0) return;
+      this.#throwRelease(size);
+    }
+    if (used < this.#down) this.#observe(used);
   }
 
   // ---- reservations -------------------------------------------------------------
@@ -481,7 +488,7 @@ export class LimitedAllocator extends EventEmitter {
 
   /** Bytes this allocator holds, in this thread. */
   get heldBytes(): number {
-    return this.#held;
+    return heldByCell(this.#budget);
   }
 
   /** `allocatedBytes / limit` in percent (0 for a limit of 0). */
@@ -520,7 +527,7 @@ export class LimitedAllocator extends EventEmitter {
       pressureLevel: PRESSURE_LEVELS[levelOf(s.used, thresholds(s.limit, this.#percent))]!,
       successes: s.successes,
       failures: s.failures,
-      heldBytes: this.#held,
+      heldBytes: heldByCell(this.#budget),
       liveBuffers: this.#liveBuffers,
       liveBufferBytes: this.#liveBufferBytes,
       openHandles: s.openHandles,
@@ -557,15 +564,10 @@ export class LimitedAllocator extends EventEmitter {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    const budget = this.#budget;
-    // `held` is NaN where budgets run through native calls (no shared memory).
-    const envHeld = budget.held;
-    const give = Number.isNaN(envHeld) ? this.#held : Math.min(this.#held, envHeld);
-    this.#held = 0;
     this.#liveBuffers = 0;
     this.#liveBufferBytes = 0;
-    if (give > 0) budget.release(give);
-    budget.close();
+    // Closing the handle gives back what its cell holds.
+    this.#budget.close();
   }
 
   [Symbol.dispose](): void {
@@ -606,9 +608,8 @@ export class LimitedAllocator extends EventEmitter {
   /** Release of bytes known to be held (or of a closed allocator: nothing). */
   #releaseHeld(size: number): void {
     if (this.#closed) return;
-    const used = releaseValidated(this.#budget, size);
-    this.#held -= size;
-    if (used < this.#down) this.#observe(used);
+    const used = releaseOwned(this.#budget, size);
+    if (used >= 0 && used < this.#down) this.#observe(used);
   }
 
   /** Recomputes the level for `used` and emits `'pressure'` on a change. */
@@ -659,11 +660,11 @@ export class LimitedAllocator extends EventEmitter {
   }
 
   #throwRelease(size: number): never {
-    if (this.#closed) this.#throwClosed();
     const budget = this.#budget;
+    if (this.#closed || budget.closed) this.#throwClosed();
     throw new BudgetError(
       'ERR_BUDGET_RELEASE_EXCEEDS_HELD',
-      `Cannot release ${bytesText(size)}: this allocator holds ${bytesText(this.#held)}`,
+      `Cannot release ${bytesText(size)}: this allocator holds ${bytesText(heldByCell(budget))}`,
       budget.name,
       size,
       budget.limit,

@@ -45,10 +45,13 @@ export interface NativeBinding {
   diskClose(handle: number): void;
   monotonicMs(): number;
   /** Slot (>= 0) or -code. */
-  budgetOpen(name: string, limit?: number): number;
-  budgetClose(slot: number): number;
-  budgetReserve(slot: number, bytes: number): number;
-  budgetRelease(slot: number, bytes: number): number;
+  /** slot, or with `withCell` slot + maxBudgets * (cell + 1); -error on failure. */
+  budgetOpen(name: string, limit?: number, withCell?: boolean): number;
+  budgetClose(slot: number, cell?: number): number;
+  budgetReserve(slot: number, bytes: number, cell?: number): number;
+  budgetRelease(slot: number, bytes: number, cell?: number): number;
+  /** Bytes the cell holds, or (no cell) this environment on the slot; -error. */
+  budgetHeld(slot: number, cell?: number): number;
   budgetSetLimit(slot: number, limit: number): number;
   budgetStats(slot: number): NativeBudgetStats | number;
   /** The process-wide peak, or minus an error code. */
@@ -62,6 +65,7 @@ export interface NativeLayout {
   budgetsOffset: number;
   budgetSlotBytes: number;
   budgetLimit32Offset: number;
+  maxCells: number;
   maxBudgets: number;
   regionBytes: number;
   flagActive: number;

@@ -18,6 +18,10 @@
  * is terminated, or the last handle of a budget is closed or collected) the
  * addon returns whatever it still held.
  *
+ * A LimitedAllocator's handle keeps its own count instead (a ledger *cell*),
+ * so that an allocator releases only what it reserved and one counter serves
+ * both rules; closing that handle gives its bytes back at once.
+ *
  * @module
  */
 import { binding } from './binding';
@@ -26,6 +30,7 @@ import { sharedRegion, nativeLayout } from './sampler';
 import { validateBytes, validateString } from './validate';
 
 const MAX = nativeLayout.maxBudgets;
+const CELLS = nativeLayout.maxCells;
 const MAX_SAFE = Number.MAX_SAFE_INTEGER;
 const SLOT_WORDS32 = nativeLayout.budgetSlotBytes / 4;
 const SLOT_WORDS64 = nativeLayout.budgetSlotBytes / 8;
@@ -41,15 +46,21 @@ const U32 = FAST ? new Uint32Array(sharedRegion!) : new Uint32Array(0);
 const B64 = FAST ? new BigUint64Array(sharedRegion!) : new BigUint64Array(0);
 const F64 = FAST ? new Float64Array(sharedRegion!) : new Float64Array(0);
 /**
- * This environment's ledger: held[MAX], successes[MAX], failures[MAX] and
- * peak[MAX], the highest counter value a reservation of this environment
- * produced. The budget's peak is the largest of all environments' (the
- * native side takes the maximum), so a new high is recorded with a plain
- * store rather than a compare-exchange on a shared word.
+ * This environment's ledger: held[MAX], successes[MAX], failures[MAX],
+ * peak[MAX] and cells[CELLS]. `peak` is the highest counter value a
+ * reservation of this environment produced; the budget's peak is the largest
+ * of all environments' (the native side takes the maximum), so a new high is
+ * recorded with a plain store rather than a compare-exchange on a shared
+ * word. A cell is the held count of one handle that owns it.
  */
 const LEDGER = FAST ? new Float64Array(ledgerBuffer!) : new Float64Array(0);
-if (FAST && LEDGER.length !== 4 * MAX) throw new Error('resource-guard: the native ledger does not match this version of the library');
+if (FAST && LEDGER.length !== 4 * MAX + CELLS) {
+  throw new Error('resource-guard: the native ledger does not match this version of the library');
+}
 const PEAK = 3 * MAX;
+const CELL0 = 4 * MAX;
+/** Open handles with a cell, per slot, in this environment. */
+const cellHandles = new Int32Array(MAX);
 
 /**
  * Unchecked entry points for other modules of this package (the allocator):
@@ -62,6 +73,23 @@ const PEAK = 3 * MAX;
 export let reserveValidated: (budget: Budget, bytes: number) => number;
 /** @internal */
 export let releaseValidated: (budget: Budget, bytes: number) => number;
+/**
+ * Release for the owner of a handle with a cell (the allocator): -1 when the
+ * cell holds fewer than `bytes`, -2 when the handle is closed; the caller
+ * throws its own error.
+ * @internal
+ */
+export let releaseOwned: (budget: Budget, bytes: number) => number;
+/**
+ * Opens `name` ('' for a private budget) with a cell of its own.
+ * @internal
+ */
+export let openOwned: (name: string, limit: number | undefined) => Budget;
+/**
+ * What the handle's cell holds (0 once closed).
+ * @internal
+ */
+export let heldByCell: (budget: Budget) => number;
 
 /**
  * Throws the typed error of validateBytes unless `bytes` is an integer from 0
@@ -93,8 +121,12 @@ export interface BudgetStats {
   held: number;
 }
 
-const registry = new FinalizationRegistry<number>((slot) => {
-  binding.budgetClose(slot);
+// Holds slot + MAX * (cell + 1), as budgetOpen returns it.
+const registry = new FinalizationRegistry<number>((key) => {
+  const slot = key % MAX;
+  const cell = (key - slot) / MAX - 1;
+  if (cell >= 0) cellHandles[slot]!--;
+  binding.budgetClose(slot, cell);
 });
 
 /**
@@ -112,6 +144,8 @@ export class Budget {
   readonly #narrow: boolean;
   readonly #used: number = 0; // index of `used` (U32 low word, or B64 word)
   readonly #limit: number = 0; // F64 index
+  /** The handle's own cell, or -1: it counts in the environment's held[slot]. */
+  readonly #cell: number = -1;
   #closed = false;
 
   static {
@@ -125,16 +159,29 @@ export class Budget {
       if (used < 0) budget.#throwRelease(bytes);
       return used;
     };
+    releaseOwned = (budget, bytes) => (budget.#closed ? -2 : budget._release(bytes));
+    openOwned = (name, limit) => Budget.#open(name, limit, true);
+    heldByCell = (budget) => {
+      if (budget.#closed || budget.#cell < 0) return 0;
+      return FAST ? LEDGER[CELL0 + budget.#cell]! : binding.budgetHeld(budget.slot, budget.#cell);
+    };
   }
 
   /** Use {@link Budget.open} or {@link Budget.create}. */
-  protected constructor(name: string, slot: number, narrow: boolean) {
+  protected constructor(name: string, slot: number, cell: number, narrow: boolean) {
     this.name = name;
     this.slot = slot;
+    this.#cell = cell;
     this.#narrow = narrow;
     this.#used = narrow ? BASE32 + slot * SLOT_WORDS32 + LOW : BASE64 + slot * SLOT_WORDS64;
     this.#limit = BASE64 + slot * SLOT_WORDS64 + 2;
-    registry.register(this, slot, this);
+    if (cell >= 0) cellHandles[slot]!++;
+    registry.register(this, slot + MAX * (cell + 1), this);
+  }
+
+  /** The ledger index of the count this handle's reservations go to. */
+  protected get heldIndex(): number {
+    return this.#cell < 0 ? this.slot : CELL0 + this.#cell;
   }
 
   /**
@@ -147,24 +194,26 @@ export class Budget {
     validateString(name, 'name');
     if (name === '') throw new OutOfRangeError('name', 'a non-empty string (use Budget.create for a private budget)', name);
     if (limit !== undefined) validateBytes(limit, 'limit');
-    return Budget.#open(name, limit);
+    return Budget.#open(name, limit, false);
   }
 
   /** Creates a private budget that no other open can find. */
   static create(limit: number): Budget {
     validateBytes(limit, 'limit');
-    return Budget.#open('', limit);
+    return Budget.#open('', limit, false);
   }
 
-  static #open(name: string, limit: number | undefined): Budget {
-    const r = binding.budgetOpen(name, limit);
+  static #open(name: string, limit: number | undefined, withCell: boolean): Budget {
+    const r = binding.budgetOpen(name, limit, withCell);
     if (r >= 0) {
+      const slot = r % MAX;
+      const cell = (r - slot) / MAX - 1;
       // One class per kind keeps each hot path monomorphic: a process that
       // uses both narrow and wide budgets does not slow the narrow one.
-      const stats = binding.budgetStats(r);
+      const stats = binding.budgetStats(slot);
       const narrow = typeof stats === 'object' && stats.narrow;
-      if (!FAST) return new NativeBudget(name, r, narrow);
-      return narrow ? new NarrowBudget(name, r) : new WideBudget(name, r);
+      if (!FAST) return new NativeBudget(name, slot, cell, narrow);
+      return narrow ? new NarrowBudget(name, slot, cell) : new WideBudget(name, slot, cell);
     }
     const code = -r;
     const label = name ? JSON.stringify(name) : '(private)';
@@ -184,6 +233,15 @@ export class Budget {
       }
       case 5:
         throw new BudgetError('ERR_BUDGET_TOO_MANY', `Too many budgets open in this process (at most ${MAX})`, name, limit ?? 0, NaN, NaN);
+      case 10:
+        throw new BudgetError(
+          'ERR_BUDGET_TOO_MANY',
+          `Too many allocators open in this thread (at most ${CELLS}); close the ones no longer used`,
+          name,
+          limit ?? 0,
+          NaN,
+          NaN,
+        );
       default:
         throw new BudgetError('ERR_BUDGET_CLOSED', `Could not open budget ${label}: ${NATIVE_ERRORS[code] ?? code}`, name, 0, NaN, NaN);
     }
@@ -223,7 +281,7 @@ export class Budget {
    * @internal
    */
   protected _reserve(bytes: number): number {
-    return binding.budgetReserve(this.slot, bytes) === 0 ? this.#stats().used : -1;
+    return binding.budgetReserve(this.slot, bytes, this.#cell) === 0 ? this.#stats().used : -1;
   }
 
   /**
@@ -232,7 +290,7 @@ export class Budget {
    * @internal
    */
   protected _release(bytes: number): number {
-    return binding.budgetRelease(this.slot, bytes) === 0 ? this.#stats().used : -1;
+    return binding.budgetRelease(this.slot, bytes, this.#cell) === 0 ? this.#stats().used : -1;
   }
 
   /** Like {@link tryReserve}, but throws {@link BudgetExceededError} over the limit. */
@@ -245,7 +303,8 @@ export class Budget {
   /**
    * Returns `bytes` to the budget. At most what this environment holds can be
    * released (`ERR_BUDGET_RELEASE_EXCEEDS_HELD`), so the counter never goes
-   * negative.
+   * negative. Bytes a LimitedAllocator reserved are that allocator's to
+   * release.
    */
   release(bytes: number): void {
     checkBytes(bytes);
@@ -275,11 +334,16 @@ export class Budget {
     return F64[this.#limit]!;
   }
 
-  /** Bytes this environment holds on this budget. */
+  /**
+   * Bytes this environment holds on this budget, those of its allocators
+   * included.
+   */
   get held(): number {
     if (this.#closed) return 0;
-    if (!FAST) return NaN;
-    return LEDGER[this.slot]!;
+    if (FAST && cellHandles[this.slot] === 0) return LEDGER[this.slot]!;
+    const held = binding.budgetHeld(this.slot);
+    if (held < 0) this.#throwClosed();
+    return held;
   }
 
   get closed(): boolean {
@@ -290,7 +354,7 @@ export class Budget {
   stats(): BudgetStats {
     if (this.#closed) this.#throwClosed();
     const s = this.#stats();
-    return { ...s, held: FAST ? LEDGER[this.slot]! : NaN };
+    return { ...s, held: this.held };
   }
 
   /**
@@ -332,7 +396,8 @@ export class Budget {
     if (this.#closed) return;
     this.#closed = true;
     registry.unregister(this);
-    binding.budgetClose(this.slot);
+    if (this.#cell >= 0) cellHandles[this.slot]!--;
+    binding.budgetClose(this.slot, this.#cell);
   }
 
   [Symbol.dispose](): void {
@@ -371,6 +436,7 @@ class NarrowBudget extends Budget {
   // Initialised to 0 for the reason given in Budget.
   readonly #used: number = 0; // U32 index of the low word of `used`
   readonly #limit32: number = 0;
+  readonly #held: number = 0; // LEDGER index of what this handle's bytes count in
   /**
    * The counter as this handle last saw it. The first compare-exchange uses
    * it as its expected value instead of reading the counter first: when no
@@ -380,11 +446,12 @@ class NarrowBudget extends Budget {
    */
   #seen = 0;
 
-  constructor(name: string, slot: number) {
-    super(name, slot, true);
+  constructor(name: string, slot: number, cell: number) {
+    super(name, slot, cell, true);
     const base = BASE32 + slot * SLOT_WORDS32;
     this.#used = base + LOW;
     this.#limit32 = base + LIMIT32;
+    this.#held = this.heldIndex;
   }
 
   // tryReserve() and release() are repeated in each subclass so that their
@@ -444,17 +511,17 @@ class NarrowBudget extends Budget {
       return -1;
     }
     const slot = this.slot;
-    LEDGER[slot]! += bytes;
+    LEDGER[this.#held]! += bytes;
     LEDGER[MAX + slot]!++;
     if (next > LEDGER[PEAK + slot]!) LEDGER[PEAK + slot] = next;
     return next;
   }
 
   protected override _release(bytes: number): number {
-    const slot = this.slot;
-    const held = LEDGER[slot]!;
+    const h = this.#held;
+    const held = LEDGER[h]!;
     if (bytes > held) return -1;
-    LEDGER[slot] = held - bytes;
+    LEDGER[h] = held - bytes;
     return (this.#seen = Atomics.sub(U32, this.#used, bytes) - bytes);
   }
 }
@@ -463,12 +530,14 @@ class NarrowBudget extends Budget {
 class WideBudget extends Budget {
   readonly #used: number = 0; // B64 index
   readonly #limit: number = 0; // F64 index
+  readonly #held: number = 0; // as in NarrowBudget
 
-  constructor(name: string, slot: number) {
-    super(name, slot, false);
+  constructor(name: string, slot: number, cell: number) {
+    super(name, slot, cell, false);
     const base = BASE64 + slot * SLOT_WORDS64;
     this.#used = base;
     this.#limit = base + 2;
+    this.#held = this.heldIndex;
   }
 
   // As in NarrowBudget.
@@ -502,7 +571,7 @@ class WideBudget extends Budget {
           LEDGER[MAX + MAX + slot]!++;
           return -1;
         }
-        LEDGER[slot]! += bytes;
+        LEDGER[this.#held]! += bytes;
         LEDGER[MAX + slot]!++;
         const used = Number(next);
         if (used > LEDGER[PEAK + slot]!) LEDGER[PEAK + slot] = used;
@@ -513,10 +582,10 @@ class WideBudget extends Budget {
   }
 
   protected override _release(bytes: number): number {
-    const slot = this.slot;
-    const held = LEDGER[slot]!;
+    const h = this.#held;
+    const held = LEDGER[h]!;
     if (bytes > held) return -1;
-    LEDGER[slot] = held - bytes;
+    LEDGER[h] = held - bytes;
     return Number(Atomics.sub(B64, this.#used, BigInt(bytes))) - bytes;
   }
 }

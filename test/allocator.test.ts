@@ -561,6 +561,87 @@ describe('shared budgets in one thread', () => {
   });
 });
 
+describe('held bytes: each allocator keeps its own count', () => {
+  it('a plain handle on the same budget cannot release an allocator\'s bytes, nor the reverse', () => {
+    const name = `alloc-test-${process.pid}-cells`;
+    const a = shared(100, name);
+    const b = Budget.open(name);
+    try {
+      expect(a.reserveBytes(40)).toBe(true);
+      b.reserve(10);
+      // The thread holds both; each side holds its own.
+      expect(b.held).toBe(50);
+      expect(b.stats().held).toBe(50);
+      expect(a.heldBytes).toBe(40);
+      expect(codeOf(() => b.release(11))).toBe('ERR_BUDGET_RELEASE_EXCEEDS_HELD');
+      expect(codeOf(() => a.releaseBytes(41))).toBe('ERR_BUDGET_RELEASE_EXCEEDS_HELD');
+      expect(b.used).toBe(50);
+      expect(a.heldBytes).toBe(40);
+      // Closing the allocator gives back its 40 at once, though the thread
+      // still has a handle open on the budget.
+      a.close();
+      expect(b.used).toBe(10);
+      expect(b.held).toBe(10);
+      b.release(10);
+      expect(b.used).toBe(0);
+    } finally {
+      b.close();
+    }
+  });
+
+  it('closing an allocator\'s budget handle directly closes it for the allocator too', () => {
+    const name = `alloc-test-${process.pid}-cell-reuse`;
+    const a = shared(100, name);
+    a.reserveBytes(30);
+    a.budget.close();
+    expect(a.heldBytes).toBe(0);
+    expect(a.allocatedBytes).toBe(0);
+    // The next allocator may get the same ledger cell; the closed one must not
+    // release from it.
+    const c = shared(100, name);
+    c.reserveBytes(20);
+    expect(codeOf(() => a.releaseBytes(5))).toBe('ERR_BUDGET_CLOSED');
+    expect(codeOf(() => a.reserveBytes(5))).toBe('ERR_BUDGET_CLOSED');
+    a.releaseBytes(0);
+    expect(c.heldBytes).toBe(20);
+    expect(c.allocatedBytes).toBe(20);
+  });
+
+  it('a thread can have 4096 allocators open at once; one more is a clear error that changes nothing', () => {
+    const name = `alloc-test-${process.pid}-many`;
+    const first = shared(1000, name);
+    const many: LimitedAllocator[] = [first];
+    let err: unknown;
+    try {
+      for (let i = 0; i < 5000; i++) many.push(LimitedAllocator.shared(name));
+    } catch (e) {
+      err = e;
+    }
+    try {
+      expect(codeOf(() => {
+        throw err;
+      })).toBe('ERR_BUDGET_TOO_MANY');
+      expect((err as Error).message).toContain('allocators open in this thread (at most 4096)');
+      // Allocators other test files left to the garbage collector may still
+      // hold a few.
+      expect(many.length).toBeLessThanOrEqual(4096);
+      expect(many.length).toBeGreaterThan(4000);
+      const handles = first.stats().openHandles;
+      expect(codeOf(() => LimitedAllocator.shared(name))).toBe('ERR_BUDGET_TOO_MANY');
+      expect(codeOf(() => new LimitedAllocator(10))).toBe('ERR_BUDGET_TOO_MANY');
+      expect(first.stats().openHandles).toBe(handles);
+      many[17]!.reserveBytes(3);
+      many.splice(17, 1)[0]!.close();
+      const again = LimitedAllocator.shared(name);
+      many.push(again);
+      expect(again.heldBytes).toBe(0);
+      expect(again.allocatedBytes).toBe(0);
+    } finally {
+      for (const a of many) a.close();
+    }
+  });
+});
+
 describe('fromEnv', () => {
   const VAR = 'RESOURCE_GUARD_MEMORY_LIMIT_MB';
   const fromEnv = (value: string | undefined, extra: Parameters<typeof LimitedAllocator.fromEnv>[0] = {}): LimitedAllocator => {

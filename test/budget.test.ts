@@ -3,6 +3,7 @@
 // a counter and nothing crashes.
 import { describe, expect, test } from 'vitest';
 import { binding } from '../src/binding';
+import { nativeLayout } from '../src/sampler';
 import {
   Budget,
   BudgetError,
@@ -253,8 +254,12 @@ describe('bad input to native entry points', () => {
         expect(typeof err.code, `${fn}: ${String((e as Error).message)}`).toBe("string");
         continue;
       }
-      // budgetOpen with a fresh name creates budgets: close them again.
-      if (fn === 'budgetOpen' && typeof result === 'number' && result >= 0) binding.budgetClose(result);
+      // budgetOpen with a fresh name creates budgets: close them again
+      // (with a truthy third argument the result also encodes a cell).
+      if (fn === 'budgetOpen' && typeof result === 'number' && result >= 0) {
+        const slot = result % nativeLayout.maxBudgets;
+        expect(binding.budgetClose(slot, (result - slot) / nativeLayout.maxBudgets - 1)).toBe(0);
+      }
     }
     expect(thrown).toBeGreaterThan(1000);
     const after = budget.stats();

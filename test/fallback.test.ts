@@ -21,6 +21,17 @@ test('without external buffers: budgets, snapshot and the hot check still work',
     const s = b.stats();
     out.successes = s.successes;
     out.failures = s.failures;
+    // An allocator on the same budget keeps its own count.
+    const alloc = rg.LimitedAllocator.shared('fallback');
+    out.allocReserved = alloc.reserveBytes(60);
+    out.allocHeld = alloc.heldBytes;
+    out.envHeld = b.held;
+    try { b.release(60); } catch (e) { out.crossCode = e.code; }
+    try { alloc.releaseBytes(61); } catch (e) { out.allocOverCode = e.code; }
+    alloc.releaseBytes(10);
+    out.afterRelease = [alloc.heldBytes, b.used];
+    alloc.close();
+    out.afterClose = [b.used, b.held];
     const a = rg.readSnapshot();
     const end = Date.now() + 100;
     while (Date.now() < end) {}
@@ -49,6 +60,13 @@ test('without external buffers: budgets, snapshot and the hot check still work',
   expect(out.used).toBe(0);
   expect(out.successes).toBe(1);
   expect(out.failures).toBe(1);
+  expect(out.allocReserved).toBe(true);
+  expect(out.allocHeld).toBe(60);
+  expect(out.envHeld).toBe(60);
+  expect(out.crossCode).toBe('ERR_BUDGET_RELEASE_EXCEEDS_HELD');
+  expect(out.allocOverCode).toBe('ERR_BUDGET_RELEASE_EXCEEDS_HELD');
+  expect(out.afterRelease).toEqual([50, 50]);
+  expect(out.afterClose).toEqual([0, 0]);
   expect(out.seqMoved).toBe(true);
   expect(out.rss).toBe(true);
   expect(out.tripped).toBe(true);

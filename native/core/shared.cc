@@ -70,6 +70,27 @@ void settle_locked(Ledger* ledger, int slot) {
   ledger->peak[slot].store(0, std::memory_order_relaxed);
 }
 
+bool cell_of(const Ledger* ledger, int slot, int cell) {
+  return cell >= 0 && cell < kMaxCells && ledger->cell_slot[cell] == slot + 1;
+}
+
+// The counter a reservation or release on (slot, cell) goes to. The caller
+// has checked that the cell belongs to the slot.
+std::atomic<double>& held_of(Ledger* ledger, int slot, int cell) {
+  return cell == kNoCell ? ledger->held[slot] : ledger->cells[cell];
+}
+
+// Gives back what `cell` holds and frees it. Caller holds the registry mutex.
+void free_cell_locked(Ledger* ledger, int cell) {
+  int slot = ledger->cell_slot[cell] - 1;
+  double held = ledger->cells[cell].load(std::memory_order_relaxed);
+  if (held > 0) g_region.budgets[slot].used.fetch_sub(static_cast<uint64_t>(held), std::memory_order_acq_rel);
+  ledger->cells[cell].store(0, std::memory_order_relaxed);
+  ledger->cell_slot[cell] = 0;
+  --ledger->cells_used;
+  if (cell < ledger->cell_hint) ledger->cell_hint = cell;
+}
+
 // The slot's peak and every live ledger's, whichever is highest. Caller
 // holds the registry mutex.
 uint64_t peak_locked(const Registry& r, int slot) {
@@ -121,6 +142,9 @@ void ledger_detach(Ledger* ledger) {
   Registry& r = registry();
   {
     std::lock_guard<std::mutex> lock(r.mu);
+    for (int cell = 0; cell < kMaxCells && ledger->cells_used > 0; ++cell) {
+      if (ledger->cell_slot[cell] != 0) free_cell_locked(ledger, cell);
+    }
     for (int slot = 0; slot < kMaxBudgets; ++slot) {
       while (ledger->opens[slot] > 0) close_locked(r, ledger, slot);
     }
@@ -134,11 +158,24 @@ void ledger_detach(Ledger* ledger) {
   delete ledger;
 }
 
-int budget_open(Ledger* ledger, const std::string& name, bool has_limit, uint64_t limit, int* slot_out) {
+int budget_open(Ledger* ledger, const std::string& name, bool has_limit, uint64_t limit, int* slot_out,
+                int* cell_out) {
   if (ledger == nullptr) return kBudgetClosed;
   if (has_limit && limit > kMaxSafeInteger) return kBudgetBadSize;
   Registry& r = registry();
   std::lock_guard<std::mutex> lock(r.mu);
+  // Find the cell first, so that running out of them changes nothing.
+  int cell = kNoCell;
+  if (cell_out != nullptr) {
+    if (ledger->cells_used >= kMaxCells) return kBudgetTooManyCells;
+    for (int i = ledger->cell_hint; i < kMaxCells; ++i) {
+      if (ledger->cell_slot[i] == 0) {
+        cell = i;
+        break;
+      }
+    }
+    if (cell == kNoCell) return kBudgetTooManyCells;  // unreachable: cells_used counts them
+  }
   int slot = -1;
   if (!name.empty()) {
     auto it = r.by_name.find(name);
@@ -170,19 +207,29 @@ int budget_open(Ledger* ledger, const std::string& name, bool has_limit, uint64_
   ++r.refs[slot];
   ++ledger->opens[slot];
   *slot_out = slot;
+  if (cell_out != nullptr) {
+    ledger->cells[cell].store(0, std::memory_order_relaxed);
+    ledger->cell_slot[cell] = slot + 1;
+    ++ledger->cells_used;
+    ledger->cell_hint = cell + 1;
+    *cell_out = cell;
+  }
   return kBudgetOk;
 }
 
-int budget_close(Ledger* ledger, int slot) {
+int budget_close(Ledger* ledger, int slot, int cell) {
   if (!slot_open(ledger, slot)) return kBudgetClosed;
+  if (cell != kNoCell && !cell_of(ledger, slot, cell)) return kBudgetClosed;
   Registry& r = registry();
   std::lock_guard<std::mutex> lock(r.mu);
+  if (cell != kNoCell) free_cell_locked(ledger, cell);
   close_locked(r, ledger, slot);
   return kBudgetOk;
 }
 
-int budget_reserve(Ledger* ledger, int slot, uint64_t bytes) {
+int budget_reserve(Ledger* ledger, int slot, uint64_t bytes, int cell) {
   if (!slot_open(ledger, slot)) return kBudgetClosed;
+  if (cell != kNoCell && !cell_of(ledger, slot, cell)) return kBudgetClosed;
   if (bytes > kMaxSafeInteger) return kBudgetBadSize;
   BudgetSlot& s = g_region.budgets[slot];
   uint64_t limit = limit_of(s);
@@ -207,19 +254,38 @@ int budget_reserve(Ledger* ledger, int slot, uint64_t bytes) {
     add_double(ledger->failures[slot], 1);
     return kBudgetOverLimit;
   }
-  add_double(ledger->held[slot], static_cast<double>(bytes));
+  add_double(held_of(ledger, slot, cell), static_cast<double>(bytes));
   add_double(ledger->successes[slot], 1);
   raise_peak(s, cur + bytes);
   return kBudgetOk;
 }
 
-int budget_release(Ledger* ledger, int slot, uint64_t bytes) {
+int budget_release(Ledger* ledger, int slot, uint64_t bytes, int cell) {
   if (!slot_open(ledger, slot)) return kBudgetClosed;
+  if (cell != kNoCell && !cell_of(ledger, slot, cell)) return kBudgetClosed;
   if (bytes > kMaxSafeInteger) return kBudgetBadSize;
-  double held = ledger->held[slot].load(std::memory_order_relaxed);
+  std::atomic<double>& counter = held_of(ledger, slot, cell);
+  double held = counter.load(std::memory_order_relaxed);
   if (static_cast<double>(bytes) > held) return kBudgetExceedsHeld;
-  ledger->held[slot].store(held - static_cast<double>(bytes), std::memory_order_relaxed);
+  counter.store(held - static_cast<double>(bytes), std::memory_order_relaxed);
   g_region.budgets[slot].used.fetch_sub(bytes, std::memory_order_acq_rel);
+  return kBudgetOk;
+}
+
+int budget_held(Ledger* ledger, int slot, int cell, double* out) {
+  if (!slot_open(ledger, slot)) return kBudgetClosed;
+  if (cell != kNoCell) {
+    if (!cell_of(ledger, slot, cell)) return kBudgetClosed;
+    *out = ledger->cells[cell].load(std::memory_order_relaxed);
+    return kBudgetOk;
+  }
+  double held = ledger->held[slot].load(std::memory_order_relaxed);
+  for (int i = 0, seen = 0; i < kMaxCells && seen < ledger->cells_used; ++i) {
+    if (ledger->cell_slot[i] == 0) continue;
+    ++seen;
+    if (ledger->cell_slot[i] == slot + 1) held += ledger->cells[i].load(std::memory_order_relaxed);
+  }
+  *out = held;
   return kBudgetOk;
 }
 

@@ -96,20 +96,34 @@ static_assert(std::atomic<uint32_t>::is_always_lock_free, "32-bit atomics must b
 // (raised by native reservations and by environments that have settled) and
 // the live ledgers' peaks. Keeping it here lets JS record a new high with a
 // plain store instead of a compare-exchange loop on a shared word.
+//
+// A handle may instead own a *cell*: a held counter of its own, for bytes
+// that only that handle may release (a LimitedAllocator's). What the
+// environment holds on a slot is then `held[slot]` plus its cells on that
+// slot. A cell is bound to one open handle: closing the handle gives back
+// what the cell holds and frees it, so a slot whose last handle closes has
+// no cells left.
+constexpr int kMaxCells = 4096;
+constexpr int kNoCell = -1;
+
 struct Ledger {
   std::atomic<double> held[kMaxBudgets];
   std::atomic<double> successes[kMaxBudgets];
   std::atomic<double> failures[kMaxBudgets];
   std::atomic<double> peak[kMaxBudgets];
+  std::atomic<double> cells[kMaxCells];  // held by the handle that owns the cell
   uint32_t opens[kMaxBudgets];  // handles this environment has open per slot
+  int32_t cell_slot[kMaxCells];  // slot + 1 of the cell's handle; 0 when free
+  int cells_used;                // cells in use
+  int cell_hint;                 // where the search for a free cell starts
 };
 
 // The part of a Ledger that JS views as one Float64Array: held, successes,
-// failures and peak, kMaxBudgets doubles each, back to back.
+// failures and peak, kMaxBudgets doubles each, then kMaxCells cells.
 constexpr size_t kLedgerArrays = 4;
-constexpr size_t kLedgerViewBytes = sizeof(std::atomic<double>) * kLedgerArrays * kMaxBudgets;
-static_assert(offsetof(Ledger, held) == 0 && offsetof(Ledger, peak) == kLedgerViewBytes - sizeof(double) * kMaxBudgets,
-              "JS views held, successes, failures and peak as one array");
+constexpr size_t kLedgerViewBytes = sizeof(std::atomic<double>) * (kLedgerArrays * kMaxBudgets + kMaxCells);
+static_assert(offsetof(Ledger, held) == 0 && offsetof(Ledger, cells) == kLedgerViewBytes - sizeof(double) * kMaxCells,
+              "JS views held, successes, failures, peak and the cells as one array");
 static_assert(std::atomic<double>::is_always_lock_free && sizeof(std::atomic<double>) == sizeof(double),
               "JS writes ledger doubles directly");
 
@@ -124,6 +138,7 @@ enum BudgetError : int {
   kBudgetBelowUsage = 7,      // new limit is below what is reserved now
   kBudgetWidthChange = 8,     // new limit crosses the 32-bit boundary
   kBudgetBadSize = 9,         // size above 2^53 - 1
+  kBudgetTooManyCells = 10,   // all kMaxCells cells of the environment in use
 };
 
 struct BudgetStats {
@@ -144,11 +159,20 @@ void ledger_detach(Ledger* ledger);
 
 // Open-or-create. With has_limit false, only an existing budget is opened.
 // An empty name creates a private budget that no other open can find.
+// With `cell_out`, the handle also gets a cell of its own (see Ledger), or
+// nothing is opened (kBudgetTooManyCells).
 int budget_open(Ledger* ledger, const std::string& name, bool has_limit, uint64_t limit,
-                int* slot_out);
-int budget_close(Ledger* ledger, int slot);
-int budget_reserve(Ledger* ledger, int slot, uint64_t bytes);
-int budget_release(Ledger* ledger, int slot, uint64_t bytes);
+                int* slot_out, int* cell_out = nullptr);
+// Closes a handle; `cell` is the handle's cell (kNoCell for none), whose
+// bytes are given back now.
+int budget_close(Ledger* ledger, int slot, int cell = kNoCell);
+// Reserve and release count against `cell` when one is given, else against
+// the environment's `held[slot]`; a release is limited to what that holds.
+int budget_reserve(Ledger* ledger, int slot, uint64_t bytes, int cell = kNoCell);
+int budget_release(Ledger* ledger, int slot, uint64_t bytes, int cell = kNoCell);
+// What `cell` holds, or with kNoCell what the environment holds on the slot
+// (its cells included).
+int budget_held(Ledger* ledger, int slot, int cell, double* out);
 int budget_set_limit(Ledger* ledger, int slot, uint64_t limit);
 int budget_stats(Ledger* ledger, int slot, BudgetStats* out);
 // The budget's peak, process-wide (see Ledger::peak).

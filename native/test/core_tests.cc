@@ -391,6 +391,102 @@ void test_budget_ledger_peak() {
   CHECK_EQ(budget_close(c, again), static_cast<int>(kBudgetOk));
 }
 
+// A handle with a cell keeps its own held count: what it reserves only it
+// can release, the environment's held includes it, and closing the handle
+// (or the environment going away) gives back what the cell holds.
+void test_budget_cells() {
+  LedgerHandle a, b;
+  int slot = -1, cell = -1;
+  CHECK_EQ(budget_open(a, "cells", true, 1000, &slot, &cell), static_cast<int>(kBudgetOk));
+  CHECK(cell >= 0 && cell < kMaxCells);
+  CHECK_EQ(a->cell_slot[cell], slot + 1);
+  int plain = -1;
+  CHECK_EQ(budget_open(a, "cells", false, 0, &plain), static_cast<int>(kBudgetOk));
+  CHECK_EQ(plain, slot);
+
+  // Reservations go to the cell or to held[slot], never both.
+  CHECK_EQ(budget_reserve(a, slot, 300, cell), static_cast<int>(kBudgetOk));
+  CHECK_EQ(budget_reserve(a, slot, 200), static_cast<int>(kBudgetOk));
+  CHECK_EQ(a->cells[cell].load(), 300.0);
+  CHECK_EQ(a->held[slot].load(), 200.0);
+  CHECK_EQ(used_of(slot), 500u);
+  double held = 0;
+  CHECK_EQ(budget_held(a, slot, cell, &held), static_cast<int>(kBudgetOk));
+  CHECK_EQ(held, 300.0);
+  CHECK_EQ(budget_held(a, slot, kNoCell, &held), static_cast<int>(kBudgetOk));
+  CHECK_EQ(held, 500.0);
+  CHECK_EQ(stats_of(a, slot).successes, 2u);
+
+  // Each side releases only what it holds; a refusal changes nothing.
+  CHECK_EQ(budget_release(a, slot, 201), static_cast<int>(kBudgetExceedsHeld));
+  CHECK_EQ(budget_release(a, slot, 301, cell), static_cast<int>(kBudgetExceedsHeld));
+  CHECK_EQ(used_of(slot), 500u);
+  CHECK_EQ(budget_release(a, slot, 100, cell), static_cast<int>(kBudgetOk));
+  CHECK_EQ(a->cells[cell].load(), 200.0);
+  CHECK_EQ(used_of(slot), 400u);
+
+  // Bad cells: out of range, free, or bound to another slot.
+  int other = -1;
+  CHECK_EQ(budget_open(a, "", true, 50, &other), static_cast<int>(kBudgetOk));
+  for (int bad : {-2, kMaxCells, kMaxCells + 5}) {
+    CHECK_EQ(budget_reserve(a, slot, 1, bad), static_cast<int>(kBudgetClosed));
+    CHECK_EQ(budget_release(a, slot, 0, bad), static_cast<int>(kBudgetClosed));
+    CHECK_EQ(budget_held(a, slot, bad, &held), static_cast<int>(kBudgetClosed));
+    CHECK_EQ(budget_close(a, slot, bad), static_cast<int>(kBudgetClosed));
+  }
+  CHECK_EQ(budget_reserve(a, other, 1, cell), static_cast<int>(kBudgetClosed));
+  CHECK_EQ(budget_reserve(a, slot, 1, cell + 1), static_cast<int>(kBudgetClosed));
+  // Another environment cannot use a's cell.
+  int slot_b = -1;
+  CHECK_EQ(budget_open(b, "cells", false, 0, &slot_b), static_cast<int>(kBudgetOk));
+  CHECK_EQ(budget_release(b, slot, 1, cell), static_cast<int>(kBudgetClosed));
+  CHECK_EQ(used_of(slot), 400u);
+  CHECK_EQ(budget_close(a, other), static_cast<int>(kBudgetOk));
+
+  // Closing the cell's handle gives back its 200 at once; the plain handle
+  // and held[slot] stay.
+  CHECK_EQ(budget_close(a, slot, cell), static_cast<int>(kBudgetOk));
+  CHECK_EQ(used_of(slot), 200u);
+  CHECK_EQ(a->cell_slot[cell], 0);
+  CHECK_EQ(a->cells[cell].load(), 0.0);
+  CHECK_EQ(budget_reserve(a, slot, 1, cell), static_cast<int>(kBudgetClosed));
+  CHECK_EQ(stats_of(a, slot).open_handles, 2u);
+
+  // A worker that exits gives back its cells too.
+  int cell_b = -1;
+  CHECK_EQ(budget_open(b, "cells", false, 0, &slot_b, &cell_b), static_cast<int>(kBudgetOk));
+  CHECK_EQ(budget_reserve(b, slot, 800, cell_b), static_cast<int>(kBudgetOk));
+  CHECK_EQ(budget_reserve(b, slot, 1, cell_b), static_cast<int>(kBudgetOverLimit));
+  CHECK_EQ(used_of(slot), 1000u);
+  b.reset();
+  CHECK_EQ(used_of(slot), 200u);
+  CHECK_EQ(stats_of(a, slot).open_handles, 1u);
+
+  // Running out of cells opens nothing, and a freed cell is found again.
+  int base = budget_count();
+  std::vector<int> cells;
+  for (int i = 0; i < kMaxCells; ++i) {
+    int s = -1, c = -1;
+    CHECK_EQ(budget_open(a, "cells", false, 0, &s, &c), static_cast<int>(kBudgetOk));
+    cells.push_back(c);
+  }
+  CHECK_EQ(a->cells_used, kMaxCells);
+  int s = -1, c = -1;
+  CHECK_EQ(budget_open(a, "cells", false, 0, &s, &c), static_cast<int>(kBudgetTooManyCells));
+  CHECK_EQ(budget_open(a, "", true, 10, &s, &c), static_cast<int>(kBudgetTooManyCells));
+  CHECK_EQ(budget_count(), base);
+  CHECK_EQ(stats_of(a, slot).open_handles, static_cast<uint32_t>(1 + kMaxCells));
+  CHECK_EQ(budget_close(a, slot, cells[1234]), static_cast<int>(kBudgetOk));
+  CHECK_EQ(budget_open(a, "cells", false, 0, &s, &c), static_cast<int>(kBudgetOk));
+  CHECK_EQ(c, cells[1234]);
+  cells[1234] = c;
+  for (int used : cells) CHECK_EQ(budget_close(a, slot, used), static_cast<int>(kBudgetOk));
+  CHECK_EQ(a->cells_used, 0);
+  CHECK_EQ(budget_release(a, slot, 200), static_cast<int>(kBudgetOk));
+  CHECK_EQ(budget_close(a, slot), static_cast<int>(kBudgetOk));
+  CHECK_EQ(budget_count(), base - 1);
+}
+
 void test_budget_exact_limit() {
   LedgerHandle l;
   CHECK(l.l != nullptr);
@@ -1125,6 +1221,7 @@ int main(int argc, char** argv) {
       {"budget: names", test_budget_names},
       {"budget: ledger_detach", test_budget_detach},
       {"budget: per-environment peak", test_budget_ledger_peak},
+      {"budget: cells", test_budget_cells},
       {"budget: contention", test_budget_contention},
       {"sampler: interval and sample_now", test_sampler_interval},
       {"sampler: concurrent acquire/read/release", test_sampler_concurrent},
