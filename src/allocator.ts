@@ -336,9 +336,9 @@ export class LimitedAllocator extends EventEmitter {
     // The bytes count in the budget handle's own ledger cell: that is this
     // allocator's held count.
     const used = reserveValidated(this.#budget, size);
-    if (used < 0) return false;
+    // Thresholds are at least 1 byte, so a refusal (-1) never reaches #up.
     if (used >= this.#up) this.#observe(used);
-    return true;
+    return used >= 0;
   }
 
   /**
@@ -349,12 +349,8 @@ export class LimitedAllocator extends EventEmitter {
   releaseBytes(size: number): void {
     if (!Number.isSafeInteger(size) || size < 0) validateBytes(size, 'size');
     const used = releaseOwned(this.#budget, size);
-    if (used < 0) {
-      // Closed (-2): releasing nothing is allowed, anything else is not.
-      if (used === -2 && size === 0) return;
-      this.#throwRelease(size);
-    }
-    if (used < this.#down) this.#observe(used);
+    // #down is never negative, so a refusal (-1 or -2) takes this branch too.
+    if (used < this.#down) this.#belowDown(used, size);
   }
 
   // ---- reservations -------------------------------------------------------------
@@ -609,7 +605,18 @@ export class LimitedAllocator extends EventEmitter {
   #releaseHeld(size: number): void {
     if (this.#closed) return;
     const used = releaseOwned(this.#budget, size);
-    if (used >= 0 && used < this.#down) this.#observe(used);
+    if (used < this.#down && used >= 0) this.#observe(used);
+  }
+
+  /** After a release: a level change, or a refusal (negative `used`). */
+  #belowDown(used: number, size: number): void {
+    if (used >= 0) {
+      this.#observe(used);
+      return;
+    }
+    // Closed (-2): releasing nothing is allowed, anything else is not.
+    if (used === -2 && size === 0) return;
+    this.#throwRelease(size);
   }
 
   /** Recomputes the level for `used` and emits `'pressure'` on a change. */
@@ -622,7 +629,7 @@ export class LimitedAllocator extends EventEmitter {
     const t = this.#bytes;
     const level = levelOf(used, t);
     this.#up = level === 3 ? Infinity : t[level]!;
-    this.#down = level === 0 ? -1 : t[level - 1]!;
+    this.#down = level === 0 ? 0 : t[level - 1]!;
     if (level === this.#level) return;
     const previous = this.#level;
     this.#level = level;
