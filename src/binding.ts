@@ -44,8 +44,7 @@ export interface NativeBinding {
   diskRead(handle: number, out: Float64Array): number;
   diskClose(handle: number): void;
   monotonicMs(): number;
-  /** Slot (>= 0) or -code. */
-  /** slot, or with `withCell` slot + maxBudgets * (cell + 1); -error on failure. */
+  /** Slot (>= 0), or with `withCell` slot + maxBudgets * (cell + 1); -code on failure. */
   budgetOpen(name: string, limit?: number, withCell?: boolean): number;
   budgetClose(slot: number, cell?: number): number;
   budgetReserve(slot: number, bytes: number, cell?: number): number;

@@ -71,8 +71,6 @@ const cellHandles = new Int32Array(MAX);
  * @internal
  */
 export let reserveValidated: (budget: Budget, bytes: number) => number;
-/** @internal */
-export let releaseValidated: (budget: Budget, bytes: number) => number;
 /**
  * Release for the owner of a handle with a cell (the allocator): -1 when the
  * cell holds fewer than `bytes`, -2 when the handle is closed; the caller
@@ -121,10 +119,13 @@ export interface BudgetStats {
   held: number;
 }
 
-// Holds slot + MAX * (cell + 1), as budgetOpen returns it.
+// A handle's key is slot + MAX * (cell + 1), as budgetOpen returns it.
+const slotOf = (key: number): number => key % MAX;
+const cellOf = (key: number): number => Math.floor(key / MAX) - 1;
+
 const registry = new FinalizationRegistry<number>((key) => {
-  const slot = key % MAX;
-  const cell = (key - slot) / MAX - 1;
+  const slot = slotOf(key);
+  const cell = cellOf(key);
   if (cell >= 0) cellHandles[slot]!--;
   binding.budgetClose(slot, cell);
 });
@@ -152,12 +153,6 @@ export class Budget {
     reserveValidated = (budget, bytes) => {
       if (budget.#closed) budget.#throwClosed();
       return budget._reserve(bytes);
-    };
-    releaseValidated = (budget, bytes) => {
-      if (budget.#closed) budget.#throwClosed();
-      const used = budget._release(bytes);
-      if (used < 0) budget.#throwRelease(bytes);
-      return used;
     };
     releaseOwned = (budget, bytes) => (budget.#closed ? -2 : budget._release(bytes));
     openOwned = (name, limit) => Budget.#open(name, limit, true);
@@ -206,8 +201,8 @@ export class Budget {
   static #open(name: string, limit: number | undefined, withCell: boolean): Budget {
     const r = binding.budgetOpen(name, limit, withCell);
     if (r >= 0) {
-      const slot = r % MAX;
-      const cell = (r - slot) / MAX - 1;
+      const slot = slotOf(r);
+      const cell = cellOf(r);
       // One class per kind keeps each hot path monomorphic: a process that
       // uses both narrow and wide budgets does not slow the narrow one.
       const stats = binding.budgetStats(slot);

@@ -53,23 +53,6 @@ void add_double(std::atomic<double>& a, double delta) {
   a.store(a.load(std::memory_order_relaxed) + delta, std::memory_order_relaxed);
 }
 
-// Gives back what `ledger` holds on `slot` and folds its counts into the
-// slot's retired totals. Caller holds the registry mutex.
-void settle_locked(Ledger* ledger, int slot) {
-  BudgetSlot& s = g_region.budgets[slot];
-  double held = ledger->held[slot].load(std::memory_order_relaxed);
-  if (held > 0) s.used.fetch_sub(static_cast<uint64_t>(held), std::memory_order_acq_rel);
-  s.retired_successes.fetch_add(static_cast<uint64_t>(ledger->successes[slot].load(std::memory_order_relaxed)),
-                                std::memory_order_relaxed);
-  s.retired_failures.fetch_add(static_cast<uint64_t>(ledger->failures[slot].load(std::memory_order_relaxed)),
-                               std::memory_order_relaxed);
-  raise_peak(s, static_cast<uint64_t>(ledger->peak[slot].load(std::memory_order_relaxed)));
-  ledger->held[slot].store(0, std::memory_order_relaxed);
-  ledger->successes[slot].store(0, std::memory_order_relaxed);
-  ledger->failures[slot].store(0, std::memory_order_relaxed);
-  ledger->peak[slot].store(0, std::memory_order_relaxed);
-}
-
 bool cell_of(const Ledger* ledger, int slot, int cell) {
   return cell >= 0 && cell < kMaxCells && ledger->cell_slot[cell] == slot + 1;
 }
@@ -89,6 +72,34 @@ void free_cell_locked(Ledger* ledger, int cell) {
   ledger->cell_slot[cell] = 0;
   --ledger->cells_used;
   if (cell < ledger->cell_hint) ledger->cell_hint = cell;
+}
+
+// Gives back what `ledger` holds on `slot` (its cells there included) and
+// folds its counts into the slot's retired totals. Caller holds the registry
+// mutex.
+void settle_locked(Ledger* ledger, int slot) {
+  // Each cell belongs to an open handle, so none should be left on the slot;
+  // any that are (a handle closed without naming its cell) are given back too.
+  for (int cell = 0, seen = 0; cell < kMaxCells && seen < ledger->cells_used; ++cell) {
+    if (ledger->cell_slot[cell] == 0) continue;
+    if (ledger->cell_slot[cell] == slot + 1) {
+      free_cell_locked(ledger, cell);
+    } else {
+      ++seen;
+    }
+  }
+  BudgetSlot& s = g_region.budgets[slot];
+  double held = ledger->held[slot].load(std::memory_order_relaxed);
+  if (held > 0) s.used.fetch_sub(static_cast<uint64_t>(held), std::memory_order_acq_rel);
+  s.retired_successes.fetch_add(static_cast<uint64_t>(ledger->successes[slot].load(std::memory_order_relaxed)),
+                                std::memory_order_relaxed);
+  s.retired_failures.fetch_add(static_cast<uint64_t>(ledger->failures[slot].load(std::memory_order_relaxed)),
+                               std::memory_order_relaxed);
+  raise_peak(s, static_cast<uint64_t>(ledger->peak[slot].load(std::memory_order_relaxed)));
+  ledger->held[slot].store(0, std::memory_order_relaxed);
+  ledger->successes[slot].store(0, std::memory_order_relaxed);
+  ledger->failures[slot].store(0, std::memory_order_relaxed);
+  ledger->peak[slot].store(0, std::memory_order_relaxed);
 }
 
 // The slot's peak and every live ledger's, whichever is highest. Caller

@@ -485,6 +485,23 @@ void test_budget_cells() {
   CHECK_EQ(budget_release(a, slot, 200), static_cast<int>(kBudgetOk));
   CHECK_EQ(budget_close(a, slot), static_cast<int>(kBudgetOk));
   CHECK_EQ(budget_count(), base - 1);
+
+  // A handle closed without naming its cell: when the slot's last handle in
+  // the environment goes, so do its cells, so none is left bound to a slot
+  // that a later budget may take.
+  int lone = -1, lone_cell = -1;
+  CHECK_EQ(budget_open(a, "", true, 100, &lone, &lone_cell), static_cast<int>(kBudgetOk));
+  CHECK_EQ(budget_reserve(a, lone, 60, lone_cell), static_cast<int>(kBudgetOk));
+  CHECK_EQ(budget_close(a, lone), static_cast<int>(kBudgetOk));
+  CHECK_EQ(a->cells_used, 0);
+  CHECK_EQ(a->cell_slot[lone_cell], 0);
+  CHECK_EQ(used_of(lone), 0u);
+  int next = -1;
+  CHECK_EQ(budget_open(a, "", true, 100, &next), static_cast<int>(kBudgetOk));
+  CHECK_EQ(budget_reserve(a, next, 10), static_cast<int>(kBudgetOk));
+  a.reset();  // detach: nothing else is taken from whichever slot it got
+  CHECK_EQ(used_of(next), 0u);
+  CHECK_EQ(budget_count(), base - 1);
 }
 
 void test_budget_exact_limit() {
