@@ -228,13 +228,11 @@ export class BudgetedCache<K, V> {
 
   /** The value for `key`, marking it most recently used; undefined when absent or expired. */
   get(key: K): V | undefined {
-    const e = this.#live(key);
+    const e = this.#hit(key);
     if (e === undefined) {
       this.#misses++;
       return undefined;
     }
-    this.#hits++;
-    this.#touch(e);
     return e.value;
   }
 
@@ -244,13 +242,11 @@ export class BudgetedCache<K, V> {
    * its bytes stay charged and `dispose` waits for the last release.
    */
   acquire(key: K): CacheLease<V> | undefined {
-    const e = this.#live(key);
+    const e = this.#hit(key);
     if (e === undefined) {
       this.#misses++;
       return undefined;
     }
-    this.#hits++;
-    this.#touch(e);
     e.pins++;
     return new CacheLease(TOKEN, e.value, () => this.#unpin(e));
   }
@@ -277,12 +273,8 @@ export class BudgetedCache<K, V> {
   getOrCreate(key: K, factory: (key: K) => V | PromiseLike<V>, options?: CreateOptions<V>): Promise<V> {
     validateFunction(factory, 'factory');
     if (options !== undefined) validateCreateOptions(options);
-    const e = this.#live(key);
-    if (e !== undefined) {
-      this.#hits++;
-      this.#touch(e);
-      return Promise.resolve(e.value);
-    }
+    const e = this.#hit(key);
+    if (e !== undefined) return Promise.resolve(e.value);
     const inFlight = this.#pending.get(key);
     if (inFlight !== undefined) {
       this.#hits++;
@@ -335,12 +327,8 @@ export class BudgetedCache<K, V> {
   getOrCreateSync(key: K, factory: (key: K) => V, options?: CreateOptions<V>): V {
     validateFunction(factory, 'factory');
     if (options !== undefined) validateCreateOptions(options);
-    const e = this.#live(key);
-    if (e !== undefined) {
-      this.#hits++;
-      this.#touch(e);
-      return e.value;
-    }
+    const e = this.#hit(key);
+    if (e !== undefined) return e.value;
     this.#misses++;
     const value = factory(key);
     if (isThenable(value)) {
@@ -499,6 +487,16 @@ export class BudgetedCache<K, V> {
   }
 
   // ---- private ------------------------------------------------------------------
+
+  /** A lookup that counts as a hit when it finds a live entry, which it marks most recently used. */
+  #hit(key: K): Entry<K, V> | undefined {
+    const e = this.#live(key);
+    if (e !== undefined) {
+      this.#hits++;
+      this.#touch(e);
+    }
+    return e;
+  }
 
   /** The live entry for `key`, dropping it if expired. */
   #live(key: K): Entry<K, V> | undefined {
