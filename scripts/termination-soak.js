@@ -38,11 +38,18 @@ for (const flags of FLAGS) {
   const perMode = Math.ceil(perFlag / MODES.length);
   for (const [i, mode] of MODES.entries()) {
     const seed = (seed0 + i * 7919 + flags.length * 104729) >>> 0;
-    const out = execFileSync(process.execPath, [...flags, path.join(fixtures, 'termination-driver.cjs'), dist, mode, String(perMode), String(seed)], {
-      encoding: 'utf8',
-      stdio: ['ignore', 'pipe', 'ignore'],
-      maxBuffer: 1 << 20,
-    });
+    let out;
+    try {
+      out = execFileSync(process.execPath, [...flags, path.join(fixtures, 'termination-driver.cjs'), dist, mode, String(perMode), String(seed)], {
+        encoding: 'utf8',
+        stdio: ['ignore', 'pipe', 'pipe'],
+        maxBuffer: 1 << 24,
+      });
+    } catch (err) {
+      failed = true;
+      console.log(`  FAILED ${flags.join(' ') || 'optimised'} ${mode} (seed ${seed}): ${String(err.stderr).trim().split('\n').slice(-12).join('\n    ')}`);
+      continue;
+    }
     const r = JSON.parse(out.trim().split('\n').pop());
     total += r.count;
     if (r.used !== 0 || r.leaked !== 0) {
