@@ -158,3 +158,4 @@ export {
 } from './cache';
 export * from './limits/index';
 export * from './bulkhead';
+export * from './pool';
