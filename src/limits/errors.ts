@@ -73,6 +73,16 @@ export class FuelExhaustedError extends ResourceError {
   }
 }
 
+/** Fuel was added or reset while fuel is not metered (no fuel limit). */
+export class FuelMeteringError extends ResourceError {
+  constructor(
+    /** What was refused. */
+    readonly operation: 'add' | 'reset',
+  ) {
+    super('ERR_FUEL_METERING_OFF', `Cannot ${operation} fuel: fuel is not metered (the run has no fuel limit)`);
+  }
+}
+
 /** A read or write through the task's IO meter would go above its byte budget. */
 export class IoLimitError extends ResourceError {
   declare readonly report?: UsageReport;

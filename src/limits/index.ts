@@ -14,6 +14,7 @@ export {
   type LimitedRunError,
 } from './run';
 export { Fuel, type FuelOptions } from './fuel';
+export { SharedFuel } from './shared-fuel';
 export type { IoMeter, WriteData } from './io';
 export type { TaskContext, TaskFunction, TaskBudget } from './context';
 export { profiles, defineProfile, resolveLimits, PROFILE_NAMES } from './profiles';
@@ -27,6 +28,7 @@ export {
   TaskAbortedError,
   reportOf,
 } from './errors';
+export { FuelMeteringError } from './errors';
 export type {
   Limits,
   ResolvedLimits,
