@@ -39,3 +39,15 @@ export type {
   Alert,
   UsageReport,
 } from './types';
+export {
+  runWasmWithLimits,
+  capWasmMemory,
+  wasmPagesFor,
+  WasmMemoryLimitError,
+  WasmModuleError,
+  WASM_PAGE_SIZE,
+  WASM_MAX_PAGES,
+  type WasmTask,
+  type WasmRunResult,
+  type WasmMemoryInfo,
+} from './wasm';

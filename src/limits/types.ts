@@ -71,6 +71,8 @@ export type ExitReason =
   | 'rss'
   | 'fuel'
   | 'io'
+  /** A WebAssembly task trapped with its linear memory at its page limit. */
+  | 'wasm-memory'
   /** A reservation through the run's byte budget was refused (`BudgetExceededError`). */
   | 'budget'
   | 'aborted'
