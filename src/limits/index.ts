@@ -16,6 +16,21 @@ export {
 export { Fuel, type FuelOptions } from './fuel';
 export { SharedFuel } from './shared-fuel';
 export type { IoMeter, WriteData } from './io';
+export type { IoMeterOptions, IoRate, IoMeterError } from './io';
+export { SlidingWindow, type LimitClock } from './window';
+export {
+  GrowthRateMeter,
+  HeldCounter,
+  ThreadMeter,
+  NetworkMeter,
+  IdleWatch,
+  type GrowthRateOptions,
+  type ThreadMeterOptions,
+  type NetworkMeterOptions,
+  type IdleWatchOptions,
+  type IdleTimers,
+} from './meters';
+export { RateLimitError, CountLimitError, OverReleaseError } from './errors';
 export type { TaskContext, TaskFunction, TaskBudget } from './context';
 export { profiles, defineProfile, resolveLimits, PROFILE_NAMES } from './profiles';
 export { DEFAULT_ALERT_THRESHOLDS, type AlertThresholds } from './alerts';
