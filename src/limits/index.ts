@@ -66,3 +66,10 @@ export {
   type WasmRunResult,
   type WasmMemoryInfo,
 } from './wasm';
+export {
+  resolveSandbox,
+  idleBreach,
+  ACTIVITY_SLOT,
+  type SandboxOptions,
+  type SandboxSettings,
+} from './sandbox';
