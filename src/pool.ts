@@ -355,6 +355,8 @@ export class ResourcePool<T> extends EventEmitter {
   #queue: Waiter<T>[] = [];
   #head = 0;
   #waiting = 0;
+  /** Requests taken off the queue whose resource is being made or validated. */
+  readonly #assigned = new Set<Waiter<T>>();
   #creating = 0;
   #inUse = 0;
   #validating = 0;
@@ -620,8 +622,9 @@ export class ResourcePool<T> extends EventEmitter {
   get inUse(): number {
     return this.#inUse;
   }
+  /** Requests not served yet: queued, or waiting for a resource being made or validated. */
   get waiting(): number {
-    return this.#waiting;
+    return this.#waiting + this.#assigned.size;
   }
   get pending(): number {
     return this.#creating;
@@ -661,7 +664,7 @@ export class ResourcePool<T> extends EventEmitter {
       pending: this.#creating,
       idle: this.#idle.length,
       inUse: this.#inUse,
-      waiting: this.#waiting,
+      waiting: this.#waiting + this.#assigned.size,
       utilisation: (this.#entries.size - this.#idle.length) / this.max,
       chargedBytes: this.#charges.bytes,
       waitP50: percentile(sorted, 50),
@@ -735,6 +738,7 @@ export class ResourcePool<T> extends EventEmitter {
       w.queued = false;
       if (!w.settled) {
         this.#waiting--;
+        this.#assigned.add(w);
         if (this.#head === this.#queue.length) {
           this.#queue.length = 0;
           this.#head = 0;
@@ -749,6 +753,7 @@ export class ResourcePool<T> extends EventEmitter {
     if (this.#head > 0) this.#queue[--this.#head] = w;
     else this.#queue.unshift(w);
     w.queued = true;
+    this.#assigned.delete(w);
     this.#waiting++;
   }
 
@@ -805,6 +810,7 @@ export class ResourcePool<T> extends EventEmitter {
 
   #settle(w: Waiter<T>): void {
     w.settled = true;
+    this.#assigned.delete(w);
     if (w.timer !== null) {
       this.#timers.clearTimeout(w.timer);
       w.timer = null;
@@ -1073,6 +1079,12 @@ export class ResourcePool<T> extends EventEmitter {
       this.#queue = [];
       this.#head = 0;
       this.#waiting = 0;
+      // Requests whose resource is still being made or validated are waiting too.
+      for (const w of [...this.#assigned]) {
+        this.#settle(w);
+        this.#c.rejected++;
+        w.reject(new PoolClosedError(this.name));
+      }
     } else if (this.#state === 'open') {
       this.#state = 'draining';
     }

@@ -318,6 +318,88 @@ describe('timeouts and errors', () => {
   });
 });
 
+describe('requests and creations in flight', () => {
+  test('a request that times out while its create() runs: the resource goes idle, one timeout, no error', async () => {
+    let finish!: (c: Conn) => void;
+    const f = factory({ create: () => new Promise<Conn>((r) => (finish = r)) });
+    const { pool, time } = makePool({ max: 1, acquireTimeout: 100 }, f);
+    const seen = pool.acquire().catch((e: unknown) => e);
+    expect(pool.pending).toBe(1);
+    time.advance(100);
+    expect(await seen).toBeInstanceOf(PoolTimeoutError);
+    finish({ id: 7, closed: false });
+    await flush();
+    expect(pool.metrics()).toMatchObject({ timeouts: 1, errors: 0, created: 1, idle: 1, inUse: 0, pending: 0 });
+    // the next request gets it at once
+    const c = await pool.acquire();
+    expect(c.id).toBe(7);
+    pool.release(c);
+  });
+
+  test('close() while create() runs destroys the resource when it arrives, then resolves', async () => {
+    let finish!: (c: Conn) => void;
+    const f = factory({ create: () => new Promise<Conn>((r) => (finish = r)) });
+    const { pool } = makePool({ max: 1 }, f);
+    const req = pool.acquire().catch((e: unknown) => e);
+    let closed = false;
+    const done = pool.close().then(() => (closed = true));
+    expect(await req).toBeInstanceOf(PoolClosedError);
+    await flush();
+    expect(closed).toBe(false);
+    const c = { id: 9, closed: false };
+    finish(c);
+    await done;
+    expect(c.closed).toBe(true);
+    expect(pool.metrics()).toMatchObject({ size: 0, created: 1, destroyed: 1 });
+  });
+
+  test('a failing create() for min is reported to factoryError, never thrown', async () => {
+    const seen: unknown[] = [];
+    const f = factory({
+      create: () => {
+        throw new Error('db down');
+      },
+    });
+    const time = new ManualTime();
+    const pool = new ResourcePool<Conn>(f, { max: 2, min: 1, clock: time.clock, timers: time });
+    pool.on('factoryError', (e: { operation: string; error: Error }) => seen.push(e.error.message));
+    await pool.ready();
+    expect(pool.metrics()).toMatchObject({ createFailures: 1, errors: 0, requests: 0 });
+    await pool.close();
+  });
+
+  test('a destroy() that throws inside the eviction timer is counted and never escapes', async () => {
+    const f = factory({
+      destroy: () => {
+        throw new Error('cannot close');
+      },
+    });
+    const { pool, time } = makePool({ idleTimeout: 10, evictionInterval: 5 }, f);
+    const a = await pool.acquire();
+    pool.release(a);
+    expect(() => time.advance(20)).not.toThrow();
+    expect(pool.metrics()).toMatchObject({ destroyed: 1, destroyFailures: 1, size: 0 });
+  });
+
+  test('validate() that throws counts as a validate failure and the request still gets a resource', async () => {
+    let calls = 0;
+    const f = factory({
+      validate: () => {
+        calls++;
+        if (calls === 2) throw new Error('ping failed');
+        return true;
+      },
+    });
+    const { pool } = makePool({ max: 2 }, f);
+    const a = await pool.acquire(); // validate #1 (fresh)
+    pool.release(a);
+    const b = await pool.acquire(); // #2 throws on a, #3 on a fresh one
+    expect(b).not.toBe(a);
+    expect(pool.metrics()).toMatchObject({ validateFailures: 1, successes: 2, errors: 0, destroyed: 1 });
+    pool.release(b);
+  });
+});
+
 describe('health and metrics', () => {
   test('score bands at their exact edges', () => {
     expect(poolHealthScore({ successes: 0, timeouts: 0, errors: 0 })).toBe(100);
