@@ -3,6 +3,7 @@
 // acquire + release of an idle resource, many borrowers contending for a few
 // resources, and the trading engine's load test in real time (5000
 // acquisitions on a pool of 2000, 5 s timeout, 10 ms hold).
+const { performance } = require('node:perf_hooks');
 const { sink } = require('../harness');
 
 function optional(name) {
@@ -16,7 +17,8 @@ function optional(name) {
 
 const range = (row) => {
   const s = [...row.samples].sort((a, b) => a - b);
-  console.log(`    range ${s[0].toFixed(0)}–${s[s.length - 1].toFixed(0)} ${row.unit} over ${s.length} repetitions`);
+  const f = (v) => (v >= 100 ? v.toFixed(0) : v.toFixed(2));
+  console.log(`    range ${f(s[0])}–${f(s[s.length - 1])} ${row.unit} over ${s.length} repetitions`);
   return row;
 };
 
@@ -63,6 +65,54 @@ async function makePools(lib, genericPool, tarn, max) {
   return pools;
 }
 
+/**
+ * Times `body(pool, n)` for every pool, interleaved: each repetition runs
+ * every pool once, in a rotating order, so a burst of load on the shared
+ * machine lands on all of them rather than on one row. Returns ns/op
+ * samples per pool.
+ */
+async function interleaved(bench, pools, body) {
+  const { reps, warmup, repMs } = bench.options;
+  const n = new Map();
+  for (const p of pools) {
+    let k = 1;
+    for (;;) {
+      const t0 = performance.now();
+      await body(p, k);
+      const dt = performance.now() - t0;
+      if (dt >= repMs / 4 || k >= 1 << 22) {
+        n.set(p.name, Math.max(1, Math.round((k * repMs) / Math.max(dt, 0.001))));
+        break;
+      }
+      k *= 4;
+    }
+  }
+  const samples = new Map(pools.map((p) => [p.name, []]));
+  for (let r = 0; r < warmup + reps; r++) {
+    for (let i = 0; i < pools.length; i++) {
+      const p = pools[(i + r) % pools.length];
+      const k = n.get(p.name);
+      const t0 = performance.now();
+      await body(p, k);
+      const dt = performance.now() - t0;
+      if (r >= warmup) samples.get(p.name).push((dt * 1e6) / k);
+    }
+  }
+  return samples;
+}
+
+/** Rows for one section: each pool's ns/op, then ResourcePool against each peer. */
+function report(bench, pools, samples, label) {
+  const rg = pools[0].name;
+  for (const p of pools) range(bench.value(`${p.name}: ${label}`, samples.get(p.name), 'ns/op'));
+  for (const p of pools.slice(1)) {
+    bench.value(`ResourcePool, vs ${p.name}`, samples.get(rg), 'ns/op', { baseline: `${p.name}: ${label}` });
+    // The same comparison repetition by repetition (both measured back to back).
+    const ratios = samples.get(rg).map((v, i) => samples.get(p.name)[i] / v);
+    range(bench.value(`ResourcePool vs ${p.name}, per-repetition speed ratio`, ratios, '×', { higherIsBetter: true }));
+  }
+}
+
 exports.run = async function run(bench, lib) {
   const genericPool = optional('generic-pool');
   const tarn = optional('tarn');
@@ -70,45 +120,31 @@ exports.run = async function run(bench, lib) {
   // ---- one borrower ------------------------------------------------------------
   bench.section('pool: acquire + release of an idle resource, one borrower');
   let pools = await makePools(lib, genericPool, tarn, 8);
-  const single = {};
-  for (const p of pools) {
-    single[p.name] = range(
-      await bench.opAsync(`${p.name}: await acquire(); release()`, async (n) => {
-        for (let i = 0; i < n; i++) {
-          const r = await p.acquire();
-          sink(r.id);
-          await p.release(r);
-        }
-      }),
-    );
-  }
-  const rgName = 'resource-guard ResourcePool: await acquire(); release()';
-  if (genericPool) bench.value('ResourcePool, vs generic-pool', single[pools[0].name].samples, 'ns/op', { baseline: 'generic-pool: await acquire(); release()' });
-  if (tarn) bench.value('ResourcePool, vs tarn', single[pools[0].name].samples, 'ns/op', { baseline: 'tarn: await acquire(); release()' });
-  sink(rgName);
+  let samples = await interleaved(bench, pools, async (p, n) => {
+    for (let i = 0; i < n; i++) {
+      const r = await p.acquire();
+      sink(r.id);
+      await p.release(r);
+    }
+  });
+  report(bench, pools, samples, 'await acquire(); release()');
   for (const p of pools) await p.close();
 
   // ---- contention ------------------------------------------------------------------
   bench.section('pool: 64 borrowers contending for 8 resources');
   pools = await makePools(lib, genericPool, tarn, 8);
-  const contended = {};
-  for (const p of pools) {
-    contended[p.name] = range(
-      await bench.opAsync(`${p.name}: acquire/release, 64 borrowers`, async (n) => {
-        const per = Math.max(1, Math.ceil(n / 64));
-        const borrower = async () => {
-          for (let i = 0; i < per; i++) {
-            const r = await p.acquire();
-            await null; // hold across a turn of the microtask queue
-            await p.release(r);
-          }
-        };
-        await Promise.all(Array.from({ length: 64 }, borrower));
-      }),
-    );
-  }
-  if (genericPool) bench.value('ResourcePool contended, vs generic-pool', contended[pools[0].name].samples, 'ns/op', { baseline: 'generic-pool: acquire/release, 64 borrowers' });
-  if (tarn) bench.value('ResourcePool contended, vs tarn', contended[pools[0].name].samples, 'ns/op', { baseline: 'tarn: acquire/release, 64 borrowers' });
+  samples = await interleaved(bench, pools, async (p, n) => {
+    const per = Math.max(1, Math.ceil(n / 64));
+    const borrower = async () => {
+      for (let i = 0; i < per; i++) {
+        const r = await p.acquire();
+        await null; // hold across a turn of the microtask queue
+        await p.release(r);
+      }
+    };
+    await Promise.all(Array.from({ length: 64 }, borrower));
+  });
+  report(bench, pools, samples, 'acquire/release, 64 borrowers');
   for (const p of pools) await p.close();
 
   // ---- the trading engine's load test, real time --------------------------------------
