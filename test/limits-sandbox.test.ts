@@ -5,7 +5,13 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { describe, expect, test } from 'vitest';
-import { ACTIVITY_SLOT, TimeoutError, activeRuns, idleBreach, reportOf, resolveSandbox, runWithLimits } from '../src/index';
+import * as http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { ACTIVITY_SLOT, TimeoutError, activeRuns, idleBreach, reportOf, resolveSandbox, runWithLimits, taskSandbox } from '../src/index';
+
+/** The compiled sandbox module, which tasks load inside their worker. */
+const LIB = path.resolve(__dirname, '..', 'dist', 'limits', 'sandbox.js');
+type Lib = typeof import('../src/limits/sandbox');
 import { codeOf } from './helpers';
 
 describe('idleBreach', () => {
@@ -100,5 +106,66 @@ describe('runWithLimits with a sandbox', () => {
     for (const n of ['a', 'b']) fs.rmSync(path.join(dir, `rg-open-${n}-${process.pid}`), { force: true });
     expect(err).toMatchObject({ code: 'ERR_OPEN_FILES_LIMIT', limit: 1, used: 1 });
     expect(reportOf(err)!.exitReason).toBe('io');
+  });
+});
+
+describe('taskSandbox() meters inside a task', () => {
+  test('outside a task it is refused', () => {
+    expect(codeOf(() => taskSandbox())).toBe('ERR_NOT_IN_TASK');
+    expect(codeOf(() => resolveSandbox({ memoryGrowthRate: { bytes: 1, pages: 1, windowMs: 10 } }))).toBe('ERR_INVALID_ARG_TYPE');
+    expect(codeOf(() => resolveSandbox({ network: { sockets: 1 } as never }))).toBe('ERR_OUT_OF_RANGE');
+  });
+
+  test('memory growth per window ends the run with ERR_MEMORY_GROWTH_RATE', async () => {
+    const err = await runWithLimits(
+      (lib: string) => {
+        const m = (require(lib) as Lib).taskSandbox().memory!;
+        m.grow(600);
+        m.grow(500);
+      },
+      {},
+      { input: LIB, sandbox: { memoryGrowthRate: { bytes: 1000, windowMs: 600_000 } } },
+    ).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'ERR_MEMORY_GROWTH_RATE', limit: 1000, used: 600, requested: 500, unit: 'bytes' });
+    expect(reportOf(err)!.exitReason).toBe('memory-growth');
+  });
+
+  test('a second worker above the threads limit is refused', async () => {
+    const err = await runWithLimits(
+      async (lib: string) => {
+        const t = (require(lib) as Lib).taskSandbox().threads;
+        const w = t.startWorker('setTimeout(() => {}, 100)', { eval: true } as never);
+        try {
+          t.startWorker('0', { eval: true } as never);
+        } finally {
+          await new Promise((r) => w.once('exit', r));
+        }
+      },
+      {},
+      { input: LIB, sandbox: { threads: 1 } },
+    ).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'ERR_THREADS_LIMIT', limit: 1, used: 1, requested: 1 });
+    expect(reportOf(err)!.exitReason).toBe('threads');
+  });
+
+  test('bytes received through the network meter are limited (loopback)', async () => {
+    const server = http.createServer((_req, res) => res.end('y'.repeat(100)));
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/`;
+    try {
+      const err = await runWithLimits(
+        async (input: { lib: string; url: string }) => {
+          const net = (require(input.lib) as Lib).taskSandbox().network;
+          await (await net.fetch(input.url)).text();
+          await net.fetch(input.url);
+        },
+        {},
+        { input: { lib: LIB, url }, sandbox: { network: { bytesReceived: 150 } } },
+      ).catch((e: unknown) => e);
+      expect(err).toMatchObject({ code: 'ERR_NETWORK_BYTES_LIMIT', limit: 150, used: 100, requested: 100 });
+      expect(reportOf(err)!.exitReason).toBe('network');
+    } finally {
+      await new Promise<void>((r) => server.close(() => r()));
+    }
   });
 });

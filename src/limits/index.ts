@@ -69,6 +69,9 @@ export {
 export {
   resolveSandbox,
   idleBreach,
+  taskSandbox,
+  NotInTaskError,
+  type TaskSandbox,
   ACTIVITY_SLOT,
   type SandboxOptions,
   type SandboxSettings,

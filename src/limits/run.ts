@@ -686,6 +686,9 @@ function reasonOf(error: Error): ExitReason {
   if (code === 'ERR_FUEL_EXHAUSTED') return 'fuel';
   if (code === 'ERR_IO_LIMIT') return 'io';
   if (code === 'ERR_IO_RATE' || code === 'ERR_OPEN_FILES_LIMIT') return 'io';
+  if (code === 'ERR_MEMORY_GROWTH_RATE') return 'memory-growth';
+  if (code === 'ERR_THREADS_LIMIT') return 'threads';
+  if (code === 'ERR_CONNECTIONS_LIMIT' || code === 'ERR_NETWORK_RATE' || code === 'ERR_NETWORK_BYTES_LIMIT') return 'network';
   if (code === 'ERR_BUDGET_EXCEEDED') return 'budget';
   return 'error';
 }

@@ -13,9 +13,11 @@
  *
  * @module
  */
-import { InvalidArgTypeError, OutOfRangeError } from '../errors';
+import { isMainThread, workerData } from 'node:worker_threads';
+import { InvalidArgTypeError, OutOfRangeError, ResourceError } from '../errors';
 import { TimeoutError } from './errors';
 import type { IoMeterOptions, IoRate } from './io';
+import { GrowthRateMeter, NetworkMeter, ThreadMeter } from './meters';
 import { amountOf, windowOf } from './window';
 
 /** Sandbox settings of a run (all optional). */
@@ -28,6 +30,12 @@ export interface SandboxOptions {
   ioReadRate?: IoRate;
   /** Files the task may hold open through `ctx.io` at once. */
   openFiles?: number;
+  /** Memory growth per sliding window, through `taskSandbox().memory`: bytes or 64 KiB pages. */
+  memoryGrowthRate?: { bytes?: number; pages?: number; windowMs: number };
+  /** Workers the task may run at once through `taskSandbox().threads`. */
+  threads?: number;
+  /** Network limits of `taskSandbox().network`. */
+  network?: { connections?: number; requestsPerSecond?: number; bytesSent?: number; bytesReceived?: number };
 }
 
 /** Validated sandbox settings (plain data: it crosses into the worker). */
@@ -36,6 +44,9 @@ export interface SandboxSettings {
   ioWriteRate: IoRate | null;
   ioReadRate: IoRate | null;
   openFiles: number | null;
+  memoryGrowthRate: { limit: number; unit: 'bytes' | 'pages'; windowMs: number } | null;
+  threads: number | null;
+  network: { connections?: number; requestsPerSecond?: number; bytesSent?: number; bytesReceived?: number } | null;
 }
 
 /**
@@ -50,7 +61,7 @@ export function resolveSandbox(value: unknown, name = 'options.sandbox'): Sandbo
   if (value === undefined) return null;
   if (typeof value !== 'object' || value === null) throw new InvalidArgTypeError(name, 'of type object', value);
   const o = value as SandboxOptions;
-  const known = ['idleTimeout', 'ioWriteRate', 'ioReadRate', 'openFiles'];
+  const known = ['idleTimeout', 'ioWriteRate', 'ioReadRate', 'openFiles', 'memoryGrowthRate', 'threads', 'network'];
   for (const key of Object.keys(o)) {
     if (!known.includes(key)) throw new OutOfRangeError(`${name}.${key}`, `one of ${known.join(', ')}`, key);
   }
@@ -64,7 +75,77 @@ export function resolveSandbox(value: unknown, name = 'options.sandbox'): Sandbo
     ioWriteRate: rate(o.ioWriteRate, `${name}.ioWriteRate`),
     ioReadRate: rate(o.ioReadRate, `${name}.ioReadRate`),
     openFiles: o.openFiles === undefined ? null : amountOf(o.openFiles, `${name}.openFiles`),
+    memoryGrowthRate: growth(o.memoryGrowthRate, `${name}.memoryGrowthRate`),
+    threads: o.threads === undefined ? null : amountOf(o.threads, `${name}.threads`),
+    network: network(o.network, `${name}.network`),
   };
+}
+
+function growth(v: unknown, name: string): SandboxSettings['memoryGrowthRate'] {
+  if (v === undefined) return null;
+  if (typeof v !== 'object' || v === null) throw new InvalidArgTypeError(name, 'of type object ({ bytes | pages, windowMs })', v);
+  const g = v as { bytes?: unknown; pages?: unknown; windowMs?: unknown };
+  if ((g.bytes === undefined) === (g.pages === undefined)) throw new InvalidArgTypeError(name, 'an object with exactly one of bytes and pages', v);
+  const windowMs = windowOf(g.windowMs, `${name}.windowMs`);
+  return g.bytes !== undefined
+    ? { limit: amountOf(g.bytes, `${name}.bytes`), unit: 'bytes', windowMs }
+    : { limit: amountOf(g.pages, `${name}.pages`), unit: 'pages', windowMs };
+}
+
+function network(v: unknown, name: string): SandboxSettings['network'] {
+  if (v === undefined) return null;
+  if (typeof v !== 'object' || v === null) throw new InvalidArgTypeError(name, 'of type object', v);
+  const out: NonNullable<SandboxSettings['network']> = {};
+  for (const [key, value] of Object.entries(v)) {
+    if (key !== 'connections' && key !== 'requestsPerSecond' && key !== 'bytesSent' && key !== 'bytesReceived') {
+      throw new OutOfRangeError(`${name}.${key}`, 'one of connections, requestsPerSecond, bytesSent, bytesReceived', key);
+    }
+    out[key] = amountOf(value, `${name}.${key}`);
+  }
+  return out;
+}
+
+/** Meters a task gets from {@link taskSandbox}. */
+export interface TaskSandbox {
+  /** Memory growth per window (null without `memoryGrowthRate`). Call `grow(n)` before growing. */
+  memory: GrowthRateMeter | null;
+  /** Start workers through `threads.startWorker()`. */
+  threads: ThreadMeter;
+  /** Use `network.fetch()`. */
+  network: NetworkMeter;
+}
+
+/** taskSandbox() was called outside a task worker of runWithLimits. */
+export class NotInTaskError extends ResourceError {
+  constructor() {
+    super('ERR_NOT_IN_TASK', 'taskSandbox() can only be called inside a task run by runWithLimits');
+  }
+}
+
+let meters: TaskSandbox | null = null;
+
+/**
+ * Inside a task run by `runWithLimits`: the run's memory-growth, thread and
+ * network meters, set from `options.sandbox`, whose use counts as activity
+ * for the idle timeout. The same meters on every call. A refusal throws a
+ * typed error (`ERR_MEMORY_GROWTH_RATE`, `ERR_THREADS_LIMIT`,
+ * `ERR_CONNECTIONS_LIMIT`, `ERR_NETWORK_RATE`, `ERR_NETWORK_BYTES_LIMIT`);
+ * a task that lets it escape ends with it.
+ */
+export function taskSandbox(): TaskSandbox {
+  if (meters !== null) return meters;
+  const data = workerData as { shared?: unknown; sandbox?: SandboxSettings | null } | null;
+  if (isMainThread || data === null || typeof data !== 'object' || !(data.shared instanceof SharedArrayBuffer)) throw new NotInTaskError();
+  const view = new Float64Array(data.shared);
+  const onActivity = (): void => markActivity(view, performance.timeOrigin + performance.now());
+  const s = data.sandbox ?? null;
+  const g = s?.memoryGrowthRate ?? null;
+  meters = {
+    memory: g === null ? null : new GrowthRateMeter({ limit: g.limit, windowMs: g.windowMs, unit: g.unit, onActivity }),
+    threads: new ThreadMeter({ threads: s?.threads ?? undefined, onActivity }),
+    network: new NetworkMeter({ ...(s?.network ?? {}), onActivity }),
+  };
+  return meters;
 }
 
 function rate(v: unknown, name: string): IoRate | null {

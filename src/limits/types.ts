@@ -73,6 +73,10 @@ export type ExitReason =
   | 'io'
   /** A WebAssembly task trapped with its linear memory at its page limit. */
   | 'wasm-memory'
+  /** A sandbox meter refused: memory growth rate, threads, or network (see sandbox.ts). */
+  | 'memory-growth'
+  | 'threads'
+  | 'network'
   /** A reservation through the run's byte budget was refused (`BudgetExceededError`). */
   | 'budget'
   | 'aborted'
