@@ -158,3 +158,20 @@ export {
 } from './cache';
 export * from './limits/index';
 export * from './bulkhead';
+export * from './pool';
+export {
+  estimateEntryMemory,
+  checkMemorySufficiency,
+  assertMemorySufficient,
+  estimateFormatOutputSize,
+  InsufficientMemoryError,
+  DEFAULT_ROW_BYTES,
+  DEFAULT_COMPRESSION_RATIOS,
+  type EntryMemoryOptions,
+  type EntryMemoryEstimate,
+  type MemorySufficiencyOptions,
+  type MemorySufficiency,
+  type OutputFormat,
+  type FormatOutputOptions,
+  type FormatOutputEstimate,
+} from './guards/estimate';
