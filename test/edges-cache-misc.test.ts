@@ -175,6 +175,23 @@ describe('a held entry does not block the cache', () => {
     expect(cache.set('m4', Buffer.alloc(31))).toBe(false);
   });
 
+  it("an evicted held entry's bytes still count against maxBytes until released: exactly the cap fits, one byte more does not", () => {
+    const allocator = new LimitedAllocator(1000);
+    closers.push(allocator);
+    const cache = new BudgetedCache<string, Buffer>({ allocator, maxBytes: 30 });
+    closers.push(cache);
+    cache.set('held', Buffer.alloc(20));
+    const lease = cache.acquire('held')!;
+    cache.set('x', Buffer.alloc(10)); // 30 of 30
+    expect(cache.set('y', Buffer.alloc(11))).toBe(false); // evicts x and held; held's 20 stay: 20 + 11 > 30
+    expect(cache.size).toBe(0);
+    expect(cache.stats()).toMatchObject({ bytes: 20, retained: 1, retainedBytes: 20, entries: 0 });
+    expect(cache.set('y', Buffer.alloc(10))).toBe(true); // 20 + 10 = 30
+    lease.release();
+    expect(cache.stats()).toMatchObject({ bytes: 10, retained: 0, retainedBytes: 0, entries: 1 });
+    expect(allocator.allocatedBytes).toBe(10);
+  });
+
   it('shrinkTo and evictOnLevel evict held entries too, deferring their dispose', () => {
     const { cache, allocator, disposed } = setup(Infinity, 100);
     cache.set('a', Buffer.alloc(10));
