@@ -224,6 +224,19 @@ function memoryBudgetTarget() {
   const m = new MemoryBudget({ total: 100 * MiB, source: { usage: () => MiB, systemTotal: () => 1000 * MiB, cgroupLimit: () => null } });
   return { self: m, state: () => [m.limit, m.total, m.fraction], close: () => {} };
 }
+function diskTarget() {
+  const d = new api.DiskSpaceGuard({ path: os.tmpdir() });
+  return { self: d, state: () => ({ ...d.stats(), available: 0, free: 0, total: 0, checkedAt: 0 }), close: () => (d as { close?: () => void }).close?.() };
+}
+function memoryGuardTarget() {
+  const g = new api.MemoryGuard({ hardLimit: 100 * MiB });
+  return { self: g, state: () => g.limits, close: () => {} };
+}
+function reservationTarget() {
+  const a = new LimitedAllocator(1000);
+  const r = a.reserve(10);
+  return { self: r, state: () => [r.size, a.allocatedBytes], close: () => a.close() };
+}
 function controllerTarget() {
   const c = new DegradationController();
   return { self: c, state: () => ({ ...c.stats(), since: 0 }), close: () => {} };
@@ -439,6 +452,41 @@ const OTHER_SPECS: Record<string, Spec> = {
   estimateMemory: { args: () => [{}], params: [{ kind: 'object' }], call: fn(api.estimateMemory as never) },
   estimateOutputSize: { args: () => [{}], params: [{ kind: 'object' }], call: fn(api.estimateOutputSize as never) },
   createResourceSampler: { args: () => [{}], params: [{ kind: 'object', optional: true }], call: (_s, a) => (api.createResourceSampler(...(a as [])) as { close?: () => void }).close?.() },
+  pressure: { args: () => [1, 10], params: [{ kind: 'int0', allow: [0.5] }, { kind: 'int0', allow: [0.5] }], call: fn(api.pressure) },
+  'DiskReader#readInto': {
+    target: () => {
+      const r = api.DiskReader.open(os.tmpdir());
+      return { self: r, state: () => r.closed, close: () => r.close() };
+    },
+    args: () => [new Float64Array(3)],
+    params: [{ kind: 'object' }],
+    call: method('readInto'),
+  },
+  'DiskSpaceGuard#checkBeforeWrite': { target: diskTarget, args: () => [1], params: [{ kind: 'size' }], call: method('checkBeforeWrite') },
+  'DiskSpaceGuard#canWrite': { target: diskTarget, args: () => [1], params: [{ kind: 'size' }], call: method('canWrite') },
+  'DiskSpaceGuard#recordWrite': { target: diskTarget, args: () => [1], params: [{ kind: 'size', optional: true }], call: method('recordWrite') },
+  'MemoryGuard#setLimits': {
+    target: memoryGuardTarget,
+    args: () => [{ hardLimit: 200 * MiB }],
+    params: [{ kind: 'object', fields: { hardLimit: { kind: 'size' }, softLimit: { kind: 'size' }, growthRateThreshold: { kind: 'size' } } }],
+    call: method('setLimits'),
+  },
+  'Reservation#tryResize': { target: reservationTarget, args: () => [5], params: [{ kind: 'bytes' }], call: method('tryResize') },
+  'Reservation#resize': { target: reservationTarget, args: () => [5], params: [{ kind: 'bytes' }], call: method('resize') },
+  'new ResourceMetrics': { args: () => [{}], params: [{ kind: 'object', optional: true }], call: fn((o: never) => new ResourceMetrics(o)) },
+  statusFromFigures: { args: () => [{}], params: [{ kind: 'object' }], call: fn(api.statusFromFigures as never) },
+  degradationLevelFor: { args: () => [{ memory: 10 }, {}], params: [{ kind: 'object', fields: { memory: { kind: 'number', allow: [null] } } }, { kind: 'object', optional: true }], call: fn(api.degradationLevelFor as never) },
+  formatPrometheus: { args: () => [[]], params: [{ kind: 'object', allow: [] }], call: fn(api.formatPrometheus as never) },
+  formatReport: { args: () => [new ResourceMetrics().snapshot()], params: [{ kind: 'object' }], call: fn(api.formatReport as never) },
+  'ResourceGuard#watch': {
+    target: () => {
+      const g = new api.ResourceGuard({ memory: { hardLimit: 1000 * MiB } });
+      return { self: g, state: () => null, close: () => g.close() };
+    },
+    args: () => [1000],
+    params: [{ kind: 'ms', optional: true }],
+    call: method('watch'),
+  },
   startMetricsReporter: {
     args: () => [new ResourceMetrics(), { intervalMs: 1000 }],
     params: [{ kind: 'object' }, { kind: 'object', optional: true, fields: { intervalMs: { kind: 'ms' } } }],
@@ -465,7 +513,7 @@ const NO_ARGS = new Set([
   'DiskSpaceGuard#check', 'DiskSpaceGuard#assert', 'DiskSpaceGuard#stats', 'DiskSpaceGuard#reset',
   'CpuMonitor#sample', 'CpuMonitor#assert', 'CpuMonitor#throttle', 'CpuMonitor#throttleSync', 'CpuMonitor#stats', 'CpuMonitor#reset', 'CpuMonitor#close',
   'ResourceGuard#updateLevel', 'ResourceGuard#ok', 'ResourceGuard#checkAll', 'ResourceGuard#stats', 'ResourceGuard#unwatch', 'ResourceGuard#close',
-  'DiskReader#readInto', 'DiskReader#read', 'DiskReader#close',
+  'DiskReader#read', 'DiskReader#close',
 ]);
 
 /**
@@ -478,8 +526,6 @@ const NOT_FUZZED: Record<string, string> = {
   'new Budget': 'protected constructor; use Budget.open/create',
   'new Reservation': 'created by LimitedAllocator#reserve; guarded by a private token',
   'new BufferLease': 'created by LimitedAllocator#lease; guarded by a private token',
-  'Reservation#tryResize': 'TODO: not yet specified here',
-  'Reservation#resize': 'TODO: not yet specified here',
   'LimitedAllocator.fromEnv': 'TODO: not yet specified here (environment input)',
   'new DiskReader': 'TODO: not yet specified here',
   'DiskReader.open': 'TODO: not yet specified here',
@@ -492,25 +538,14 @@ const NOT_FUZZED: Record<string, string> = {
   'ResourceGuard#withDisk': 'TODO: builder steps are being reworked in another branch (item 13)',
   'ResourceGuard#withCpuMonitoring': 'TODO: builder steps are being reworked in another branch (item 13)',
   'ResourceGuard#degradationInputs': 'TODO: not yet specified here',
-  'ResourceGuard#watch': 'TODO: not yet specified here',
-  'DiskSpaceGuard#checkBeforeWrite': 'TODO: not yet specified here',
-  'DiskSpaceGuard#canWrite': 'TODO: not yet specified here',
-  'DiskSpaceGuard#recordWrite': 'TODO: not yet specified here',
   'DiskSpaceGuard#estimateOutputSize': 'TODO: not yet specified here',
-  'MemoryGuard#setLimits': 'TODO: not yet specified here',
-  'degradationLevelFor': 'TODO: not yet specified here',
-  pressure: 'TODO: not yet specified here (same checks as pressureLevel)',
-  statusFromFigures: 'TODO: not yet specified here',
   healthReport: 'TODO: not yet specified here',
   createHealthHandler: 'TODO: not yet specified here',
   metrics: 'TODO: not yet specified here',
   createMetricsHandler: 'TODO: not yet specified here',
   collectMetrics: 'TODO: not yet specified here',
-  formatPrometheus: 'TODO: not yet specified here',
   registerPromClient: 'TODO: not yet specified here (peer dependency)',
   registerOpenTelemetry: 'TODO: not yet specified here (peer dependency)',
-  formatReport: 'TODO: not yet specified here',
-  'new ResourceMetrics': 'TODO: not yet specified here',
 };
 
 function isClass(v: unknown): v is new (...a: unknown[]) => unknown {
@@ -542,6 +577,10 @@ function enumerateApi(): string[] {
   return names;
 }
 
+function known(prefix: string, values: string[], why: string): Record<string, string> {
+  return Object.fromEntries(values.map((v) => [`${prefix} = ${v}`, why]));
+}
+
 /**
  * Defects in files owned elsewhere, found by this fuzz (case label prefix →
  * what is wrong). Each stays asserted as still present until it is fixed;
@@ -558,10 +597,16 @@ const KNOWN_DEFECTS: Record<string, string> = {
   'usagePercent arg 1 = 1152921504606847000': 'bytes above 2^53-1 accepted',
   'pressureLevel arg 0 = 1152921504606847000': 'bytes above 2^53-1 accepted',
   'pressureLevel arg 1 = 1152921504606847000': 'bytes above 2^53-1 accepted',
+  'pressure arg 0 = 1152921504606847000': 'bytes above 2^53-1 accepted',
+  'pressure arg 1 = 1152921504606847000': 'bytes above 2^53-1 accepted',
   // src/health.ts: healthStatusFor maps any value (unknown level, number, object, missing) to a status
-  ...Object.fromEntries(
-    ['"panic"', '""', '7', '-1', '0.5', 'NaN', '{…}', 'null', 'Symbol()', 'undefined'].map((v) => [`healthStatusFor arg 0 = ${v}`, 'no validation']),
-  ),
+  ...known('healthStatusFor arg 0', ['"panic"', '""', '7', '-1', '0.5', 'NaN', '{…}', 'null', 'Symbol()', 'undefined'], 'no validation'),
+  // src/health.ts: statusFromFigures accepts non-objects, and null/undefined throw a plain TypeError
+  ...known('statusFromFigures arg 0', ['1', '"x"', 'null', 'true', 'Symbol()', '10n', 'NaN', 'undefined'], 'no validation'),
+  // src/metrics/families.ts: formatPrometheus throws plain TypeErrors for a non-array
+  ...known('formatPrometheus arg 0', ['1', '"x"', 'null', 'true', 'Symbol()', '10n', 'NaN', 'undefined'], 'plain TypeError'),
+  // src/metrics/counters.ts: formatReport throws plain TypeErrors for a non-report
+  ...known('formatReport arg 0', ['1', '"x"', 'null', 'true', 'Symbol()', '10n', 'NaN', 'undefined'], 'plain TypeError'),
 };
 
 describe('public API fuzz: coverage', () => {
