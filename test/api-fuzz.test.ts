@@ -228,6 +228,14 @@ function diskTarget() {
   const d = new api.DiskSpaceGuard({ path: os.tmpdir() });
   return { self: d, state: () => ({ ...d.stats(), available: 0, free: 0, total: 0, checkedAt: 0 }), close: () => (d as { close?: () => void }).close?.() };
 }
+function guardTarget() {
+  const g = new api.ResourceGuard({ memory: { hardLimit: 100 * MiB } });
+  return {
+    self: g,
+    state: () => ({ memory: g.memory?.limits ?? null, disk: g.disk?.limits ?? null, cpu: g.cpu !== null && g.cpu !== undefined, degradation: g.degradation !== null && g.degradation !== undefined }),
+    close: () => g.close(),
+  };
+}
 function memoryGuardTarget() {
   const g = new api.MemoryGuard({ hardLimit: 100 * MiB });
   return { self: g, state: () => g.limits, close: () => {} };
@@ -487,6 +495,32 @@ const OTHER_SPECS: Record<string, Spec> = {
     params: [{ kind: 'ms', optional: true }],
     call: method('watch'),
   },
+  'DiskReader.open': { args: () => [os.tmpdir()], params: [{ kind: 'nonEmptyString' }], call: (_s, a) => api.DiskReader.open(...(a as [string])).close() },
+  'LimitedAllocator.fromEnv': {
+    args: () => [{ env: {} }],
+    params: [{ kind: 'object', optional: true, fields: { env: { kind: 'object' } } }],
+    call: (_s, a) => LimitedAllocator.fromEnv(...(a as [])).close(),
+  },
+  'ResourceGuard.optionsFromEnv': { args: () => [{}], params: [{ kind: 'object', optional: true }], call: fn(api.ResourceGuard.optionsFromEnv as never) },
+  'ResourceGuard.fromEnv': {
+    args: () => [{}, {}],
+    params: [{ kind: 'object', optional: true }, { kind: 'object', optional: true }],
+    call: (_s, a) => api.ResourceGuard.fromEnv(...(a as [])).close(),
+  },
+  healthReport: { args: () => [{ figures: () => ({}) }], params: [{ kind: 'object', optional: true, fields: { figures: { kind: 'function' } } }], call: fn(api.healthReport as never) },
+  collectMetrics: { args: () => [{}], params: [{ kind: 'object', optional: true }], call: fn(api.collectMetrics as never) },
+  metrics: { args: () => [{}], params: [{ kind: 'object', optional: true }], call: fn(api.metrics as never) },
+  createHealthHandler: { args: () => [{}], params: [{ kind: 'object', optional: true }], call: fn(api.createHealthHandler as never) },
+  createMetricsHandler: { args: () => [{}], params: [{ kind: 'object', optional: true }], call: fn(api.createMetricsHandler as never) },
+  'ResourceGuard#withMemoryLimit': { target: guardTarget, args: () => [200 * MiB, 100 * MiB], params: [{ kind: 'size' }, { kind: 'size', optional: true }], call: method('withMemoryLimit') },
+  'ResourceGuard#withMemory': { target: guardTarget, args: () => [{ hardLimit: 200 * MiB }], params: [{ kind: 'object', allow: [true], fields: { hardLimit: { kind: 'size' } } }], call: method('withMemory') },
+  'ResourceGuard#withOutputPath': { target: guardTarget, args: () => [os.tmpdir(), {}], params: [{ kind: 'nonEmptyString' }, { kind: 'object', optional: true }], call: method('withOutputPath') },
+  'ResourceGuard#withDisk': { target: guardTarget, args: () => [{ path: os.tmpdir() }], params: [{ kind: 'object', allow: [true, 'x'], fields: { path: { kind: 'nonEmptyString' } } }], call: method('withDisk') },
+  'ResourceGuard#withCpuMonitoring': { target: guardTarget, args: () => [{}], params: [{ kind: 'object', optional: true, allow: [true] }], call: method('withCpuMonitoring') },
+  'ResourceGuard#withDegradation': { target: guardTarget, args: () => [{}], params: [{ kind: 'object', optional: true, allow: [true] }], call: method('withDegradation') },
+  'DiskSpaceGuard#estimateOutputSize': { target: diskTarget, args: () => [{}], params: [{ kind: 'object' }], call: method('estimateOutputSize') },
+  registerPromClient: { args: () => [{}], params: [{ kind: 'object', optional: true }], call: fn(api.registerPromClient as never) },
+  registerOpenTelemetry: { args: () => [{}], params: [{ kind: 'object', optional: true }], call: fn(api.registerOpenTelemetry as never) },
   startMetricsReporter: {
     args: () => [new ResourceMetrics(), { intervalMs: 1000 }],
     params: [{ kind: 'object' }, { kind: 'object', optional: true, fields: { intervalMs: { kind: 'ms' } } }],
@@ -526,26 +560,8 @@ const NOT_FUZZED: Record<string, string> = {
   'new Budget': 'protected constructor; use Budget.open/create',
   'new Reservation': 'created by LimitedAllocator#reserve; guarded by a private token',
   'new BufferLease': 'created by LimitedAllocator#lease; guarded by a private token',
-  'LimitedAllocator.fromEnv': 'TODO: not yet specified here (environment input)',
-  'new DiskReader': 'TODO: not yet specified here',
-  'DiskReader.open': 'TODO: not yet specified here',
-  'ResourceGuard.optionsFromEnv': 'TODO: not yet specified here (environment input)',
-  'ResourceGuard.fromEnv': 'TODO: not yet specified here (environment input)',
-  'ResourceGuard#withDegradation': 'TODO: builder steps are being reworked in another branch (item 13)',
-  'ResourceGuard#withMemoryLimit': 'TODO: builder steps are being reworked in another branch (item 13)',
-  'ResourceGuard#withMemory': 'TODO: builder steps are being reworked in another branch (item 13)',
-  'ResourceGuard#withOutputPath': 'TODO: builder steps are being reworked in another branch (item 13)',
-  'ResourceGuard#withDisk': 'TODO: builder steps are being reworked in another branch (item 13)',
-  'ResourceGuard#withCpuMonitoring': 'TODO: builder steps are being reworked in another branch (item 13)',
+  'new DiskReader': 'private constructor; use DiskReader.open',
   'ResourceGuard#degradationInputs': 'TODO: not yet specified here',
-  'DiskSpaceGuard#estimateOutputSize': 'TODO: not yet specified here',
-  healthReport: 'TODO: not yet specified here',
-  createHealthHandler: 'TODO: not yet specified here',
-  metrics: 'TODO: not yet specified here',
-  createMetricsHandler: 'TODO: not yet specified here',
-  collectMetrics: 'TODO: not yet specified here',
-  registerPromClient: 'TODO: not yet specified here (peer dependency)',
-  registerOpenTelemetry: 'TODO: not yet specified here (peer dependency)',
 };
 
 function isClass(v: unknown): v is new (...a: unknown[]) => unknown {
@@ -589,6 +605,8 @@ function known(prefix: string, values: string[], why: string): Record<string, st
 const KNOWN_DEFECTS: Record<string, string> = {
   // src/guards/resource.ts (item 6): a bad degradation option starts the sampler before it is refused
   'new ResourceGuard arg 0.degradation = 1': 'sampler started by a rejected construction',
+  // src/guards/resource.ts: withMemoryLimit(undefined, soft) is accepted although the hard limit is required
+  'ResourceGuard#withMemoryLimit arg 0 = undefined': 'missing hard limit accepted',
   // src/metrics/counters.ts: a check count is not validated as a whole number
   'ResourceMetrics#recordCheck arg 0 = 0.5': 'fractional count accepted',
   'ResourceMetrics#recordCheck arg 0 = 1152921504606847000': 'count above 2^53-1 accepted',
@@ -605,6 +623,10 @@ const KNOWN_DEFECTS: Record<string, string> = {
   ...known('statusFromFigures arg 0', ['1', '"x"', 'null', 'true', 'Symbol()', '10n', 'NaN', 'undefined'], 'no validation'),
   // src/metrics/families.ts: formatPrometheus throws plain TypeErrors for a non-array
   ...known('formatPrometheus arg 0', ['1', '"x"', 'null', 'true', 'Symbol()', '10n', 'NaN', 'undefined'], 'plain TypeError'),
+  // src/metrics/families.ts: collectMetrics accepts non-objects, and null throws a plain TypeError
+  ...known('collectMetrics arg 0', ['1', '"x"', 'null', 'true', 'Symbol()', '10n', 'NaN'], 'no validation'),
+  // src/allocator.ts: fromEnv({ env: null }) silently reads process.env
+  'LimitedAllocator.fromEnv arg 0.env = null': 'null env taken as process.env',
   // src/metrics/counters.ts: formatReport throws plain TypeErrors for a non-report
   ...known('formatReport arg 0', ['1', '"x"', 'null', 'true', 'Symbol()', '10n', 'NaN', 'undefined'], 'plain TypeError'),
 };
