@@ -399,13 +399,13 @@ const SPECS: Record<string, Spec> = {
  */
 const OTHER_SPECS: Record<string, Spec> = {
   'new LimitedAllocator': {
-    args: () => [1000, { name: 'x' }],
-    params: [{ kind: 'size' }, { kind: 'object', optional: true }],
+    args: () => [1000, { pressureThresholds: { medium: 50 } }],
+    params: [{ kind: 'size' }, { kind: 'object', optional: true, fields: { pressureThresholds: { kind: 'object' } } }],
     call: ctor(LimitedAllocator as never),
   },
   'LimitedAllocator.shared': {
-    args: () => [uniq('alloc'), 1000],
-    params: [{ kind: 'nonEmptyString' }, { kind: 'size', optional: true }],
+    args: () => [uniq('alloc'), 1000, { pressureThresholds: { medium: 50 } }],
+    params: [{ kind: 'nonEmptyString' }, { kind: 'size', optional: true }, { kind: 'object', optional: true, fields: { pressureThresholds: { kind: 'object' } } }],
     call: (_s, a) => LimitedAllocator.shared(...(a as [string, number])).close(),
   },
   'LimitedAllocator#reserveBytes': { target: allocatorTarget, args: () => [1], params: [{ kind: 'bytes' }], call: method('reserveBytes') },
@@ -435,7 +435,9 @@ const OTHER_SPECS: Record<string, Spec> = {
   'DegradationController#force': { target: controllerTarget, args: () => ['reduced'], params: [{ kind: 'level' }], call: method('force') },
   'DegradationController#batchSize': { target: controllerTarget, args: () => [10], params: [{ kind: 'number' }], call: method('batchSize') },
   'DegradationController#actionsFor': { target: controllerTarget, args: () => ['reduced'], params: [{ kind: 'level' }], call: method('actionsFor') },
-  'new Fuel': { args: () => [100], params: [{ kind: 'int0', optional: true, allow: [Infinity] }], call: ctor(Fuel as never) },
+  'new Fuel': {
+    args: () => [100, { grant: 10, onCheckpoint: () => {} }],
+    params: [{ kind: 'int0', optional: true, allow: [Infinity] }, { kind: 'object', optional: true, fields: { grant: { kind: 'count' }, onCheckpoint: { kind: 'function' } } }], call: ctor(Fuel as never) },
   'Fuel#consume': { target: fuelTarget, args: () => [1], params: [{ kind: 'int0', optional: true }], call: method('consume') },
   'Fuel#has': { target: fuelTarget, args: () => [1], params: [{ kind: 'int0', optional: true }], call: method('has') },
   'ResourceMetrics#recordCheck': { target: metricsTarget, args: () => [1], params: [{ kind: 'int0', optional: true }], call: method('recordCheck') },
@@ -481,7 +483,9 @@ const OTHER_SPECS: Record<string, Spec> = {
   },
   'Reservation#tryResize': { target: reservationTarget, args: () => [5], params: [{ kind: 'bytes' }], call: method('tryResize') },
   'Reservation#resize': { target: reservationTarget, args: () => [5], params: [{ kind: 'bytes' }], call: method('resize') },
-  'new ResourceMetrics': { args: () => [{}], params: [{ kind: 'object', optional: true }], call: fn((o: never) => new ResourceMetrics(o)) },
+  'new ResourceMetrics': {
+    args: () => [{ clock: () => 0, budgets: [] }],
+    params: [{ kind: 'object', optional: true, fields: { clock: { kind: 'function' }, controller: { kind: 'object', allow: [null] }, budgets: { kind: 'object', allow: [] } } }], call: fn((o: never) => new ResourceMetrics(o)) },
   statusFromFigures: { args: () => [{}], params: [{ kind: 'object' }], call: fn(api.statusFromFigures as never) },
   degradationLevelFor: { args: () => [{ memory: 10 }, {}], params: [{ kind: 'object', fields: { memory: { kind: 'number', allow: [null] } } }, { kind: 'object', optional: true }], call: fn(api.degradationLevelFor as never) },
   formatPrometheus: { args: () => [[]], params: [{ kind: 'object', allow: [] }], call: fn(api.formatPrometheus as never) },
