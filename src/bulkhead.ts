@@ -182,7 +182,6 @@ export class BulkheadRejectedError extends ResourceError {
   }
 }
 
-/** Health score from counters: 100 − timeout % − error %, over requests that reached an outcome. */
 /**
  * Health score from counters: 100 − timeout % − error %, over requests that
  * reached an outcome (acquisitions + timeouts + rejections); 100 before any.

@@ -601,7 +601,8 @@ export class BudgetedCache<K, V> {
   /** Evicts until `size` more bytes fit under the cap, the entry count and the budget, and reserves them. */
   #makeRoom(size: number): boolean {
     const allocator = this.#allocator;
-    if (allocator.closed || size > this.#cap || size > allocator.limit) return false;
+    // Bytes of removed entries still held cannot be evicted: what cannot fit beside them is refused at once.
+    if (allocator.closed || size + this.#retainedBytes > this.#cap || size > allocator.limit) return false;
     while (this.#bytes + size > this.#cap || this.#map.size >= this.#maxEntries) {
       if (!this.#evictOne('evict')) return false;
     }

@@ -186,7 +186,11 @@ describe('a held entry does not block the cache', () => {
     expect(cache.set('y', Buffer.alloc(11))).toBe(false); // evicts x and held; held's 20 stay: 20 + 11 > 30
     expect(cache.size).toBe(0);
     expect(cache.stats()).toMatchObject({ bytes: 20, retained: 1, retainedBytes: 20, entries: 0 });
-    expect(cache.set('y', Buffer.alloc(10))).toBe(true); // 20 + 10 = 30
+    // refused at once now that held's 20 bytes are retained: nothing else is evicted for it
+    cache.set('z', Buffer.alloc(5));
+    expect(cache.set('y', Buffer.alloc(11))).toBe(false);
+    expect([...cache.keys()]).toEqual(['z']);
+    expect(cache.set('y', Buffer.alloc(10))).toBe(true); // 20 + 10 = 30: z is evicted for it
     lease.release();
     expect(cache.stats()).toMatchObject({ bytes: 10, retained: 0, retainedBytes: 0, entries: 1 });
     expect(allocator.allocatedBytes).toBe(10);
