@@ -75,6 +75,33 @@ export function validateOneOf<T extends string>(value: unknown, name: string, al
   return value as T;
 }
 
+/**
+ * The busy and idle microseconds between two host CPU readings `a` and `b`
+ * (objects with finite `busyUs` and `idleUs` >= 0), refusing a `b` whose
+ * counters are below `a`'s with `ERR_INVALID_ARG_VALUE`.
+ */
+export function validateCpuInterval(a: unknown, b: unknown): [busy: number, idle: number] {
+  const aBusy = cpuField(a, 'a', 'busyUs');
+  const aIdle = cpuField(a, 'a', 'idleUs');
+  const bBusy = cpuField(b, 'b', 'busyUs');
+  const bIdle = cpuField(b, 'b', 'idleUs');
+  const busy = bBusy - aBusy;
+  const idle = bIdle - aIdle;
+  if (busy < 0 || idle < 0) {
+    const what = busy < 0 ? `busyUs went back from ${aBusy} to ${bBusy}` : `idleUs went back from ${aIdle} to ${bIdle}`;
+    throw new InvalidArgValueError('b', b, `is not a reading taken after a: ${what}`);
+  }
+  return [busy, idle];
+}
+
+function cpuField(reading: unknown, name: string, field: 'busyUs' | 'idleUs'): number {
+  if (typeof reading !== 'object' || reading === null) throw new InvalidArgTypeError(name, 'of type object', reading);
+  const v = (reading as Record<string, unknown>)[field];
+  if (typeof v !== 'number') throw new InvalidArgTypeError(`${name}.${field}`, 'of type number', v);
+  if (!Number.isFinite(v) || v < 0 || v > MAX_SAFE) throw new OutOfRangeError(`${name}.${field}`, `a number >= 0 and <= ${MAX_SAFE}`, v);
+  return v;
+}
+
 // ---- sizes ----------------------------------------------------------------------
 
 /**
@@ -105,9 +132,10 @@ export type Size = number | string;
  * Parses a size to bytes. Numbers must already be whole bytes; strings are a
  * number (decimals allowed, exponent allowed: '1.5GiB', '1e6') followed by an
  * optional unit. The result is rounded down to whole bytes and must be at
- * most 2^53 - 1.
+ * most 2^53 - 1. `name` is the argument name used in error messages.
  */
-export function parseSize(value: unknown, name: string): number {
+export function parseSize(value: unknown, name = 'size'): number {
+  if (typeof name !== 'string') throw new InvalidArgTypeError('name', 'of type string', name);
   if (typeof value === 'number') return validateBytes(value, name);
   if (typeof value !== 'string') throw new InvalidArgTypeError(name, 'of type number or string', value);
   const m = /^\s*(\d+(?:\.\d+)?(?:e\d+)?)\s*([a-zA-Z]*)\s*$/.exec(value);
