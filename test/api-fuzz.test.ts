@@ -614,13 +614,6 @@ const KNOWN_DEFECTS: Record<string, string> = {
   // src/metrics/counters.ts: a check count is not validated as a whole number
   'ResourceMetrics#recordCheck arg 0 = 0.5': 'fractional count accepted',
   'ResourceMetrics#recordCheck arg 0 = 1152921504606847000': 'count above 2^53-1 accepted',
-  // src/pressure.ts: byte counts above 2^53-1 accepted
-  'usagePercent arg 0 = 1152921504606847000': 'bytes above 2^53-1 accepted',
-  'usagePercent arg 1 = 1152921504606847000': 'bytes above 2^53-1 accepted',
-  'pressureLevel arg 0 = 1152921504606847000': 'bytes above 2^53-1 accepted',
-  'pressureLevel arg 1 = 1152921504606847000': 'bytes above 2^53-1 accepted',
-  'pressure arg 0 = 1152921504606847000': 'bytes above 2^53-1 accepted',
-  'pressure arg 1 = 1152921504606847000': 'bytes above 2^53-1 accepted',
   // src/health.ts: healthStatusFor maps any value (unknown level, number, object, missing) to a status
   ...known('healthStatusFor arg 0', ['"panic"', '""', '7', '-1', '0.5', 'NaN', '{…}', 'null', 'Symbol()', 'undefined'], 'no validation'),
   // src/health.ts: statusFromFigures accepts non-objects, and null/undefined throw a plain TypeError
@@ -629,8 +622,6 @@ const KNOWN_DEFECTS: Record<string, string> = {
   ...known('formatPrometheus arg 0', ['1', '"x"', 'null', 'true', 'Symbol()', '10n', 'NaN', 'undefined'], 'plain TypeError'),
   // src/metrics/families.ts: collectMetrics accepts non-objects, and null throws a plain TypeError
   ...known('collectMetrics arg 0', ['1', '"x"', 'null', 'true', 'Symbol()', '10n', 'NaN'], 'no validation'),
-  // src/allocator.ts: fromEnv({ env: null }) silently reads process.env
-  'LimitedAllocator.fromEnv arg 0.env = null': 'null env taken as process.env',
   // src/metrics/counters.ts: formatReport throws plain TypeErrors for a non-report
   ...known('formatReport arg 0', ['1', '"x"', 'null', 'true', 'Symbol()', '10n', 'NaN', 'undefined'], 'plain TypeError'),
 };
