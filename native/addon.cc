@@ -159,10 +159,23 @@ class Addon : public Napi::Addon<Addon> {
     return Napi::Number::New(env, static_cast<double>(disks_.size() - 1));
   }
 
-  // diskRead(handle, Float64Array[3]) -> 0 or errno.
+  // diskRead(handle, Float64Array[3], path?) -> 0, errno, or -1. With a
+  // path it first checks that the kept directory is still the one the path
+  // names (rg::disk_check): -1 means it was removed or replaced (the caller
+  // reopens), a positive errno that the path cannot be looked up; in both
+  // cases `out` is left as it was.
   Napi::Value DiskRead(const Napi::CallbackInfo& info) {
     int h = ArgDisk(info);
     double* out = ArgOut(info, 1, 3);
+    if (info.Length() > 2 && !info[2].IsUndefined()) {
+      char buf[1024];
+      std::vector<char> heap;
+      const char* path = nullptr;
+      if (!ArgPath(info, 2, &heap, buf, &path)) return Napi::Number::New(info.Env(), ENOENT);
+      int check = rg::disk_check(disks_[static_cast<size_t>(h)], path);
+      if (check == ESTALE) return Napi::Number::New(info.Env(), -1);
+      if (check != 0 && check != ENOSYS) return Napi::Number::New(info.Env(), check);
+    }
     rg::DiskInfo d;
     int err = rg::read_disk_handle(disks_[static_cast<size_t>(h)], &d);
     if (err == 0) {
@@ -322,15 +335,16 @@ class Addon : public Napi::Addon<Addon> {
   // A path argument, NUL-terminated, in `buf` with one N-API call when it
   // fits (the common case), else through a std::string. Returns false when it
   // contains a NUL byte (no such path can exist).
-  static bool ArgPath(const Napi::CallbackInfo& info, std::vector<char>* heap, char (&buf)[1024], const char** out) {
-    if (info.Length() < 1 || !info[0].IsString()) throw TypeErr(info.Env(), "path must be a string");
+  static bool ArgPath(const Napi::CallbackInfo& info, size_t i, std::vector<char>* heap, char (&buf)[1024],
+                      const char** out) {
+    if (info.Length() <= i || !info[i].IsString()) throw TypeErr(info.Env(), "path must be a string");
     size_t copied = 0;
-    if (napi_get_value_string_utf8(info.Env(), info[0], buf, sizeof buf, &copied) == napi_ok &&
+    if (napi_get_value_string_utf8(info.Env(), info[i], buf, sizeof buf, &copied) == napi_ok &&
         copied + 4 < sizeof buf) {  // a multi-byte character may have been cut short of the end
       *out = buf;
       return memchr(buf, '\0', copied) == nullptr;
     }
-    std::string path = info[0].As<Napi::String>().Utf8Value();
+    std::string path = info[i].As<Napi::String>().Utf8Value();
     heap->assign(path.c_str(), path.c_str() + path.size() + 1);
     *out = heap->data();
     return path.find('\0') == std::string::npos;
@@ -422,7 +436,7 @@ class Addon : public Napi::Addon<Addon> {
     char buf[1024];
     std::vector<char> heap;
     const char* path = nullptr;
-    bool valid = ArgPath(info, &heap, buf, &path);
+    bool valid = ArgPath(info, 0, &heap, buf, &path);
     double* out = ArgOut(info, 1, 3);
     if (!valid) return Napi::Number::New(env, ENOENT);
     rg::DiskInfo d;

@@ -76,6 +76,12 @@ int read_disk(const char* path_utf8, DiskInfo* out);
 // ENOSYS where the platform reads by path only (Windows).
 int disk_open(const char* path_utf8, intptr_t* handle);
 int read_disk_handle(intptr_t handle, DiskInfo* out);
+// Whether the directory kept open as `handle` is still the one `path_utf8`
+// names: 0 when it is; ESTALE when it was removed (no links left) or another
+// directory or a mount now sits at the path (device or inode differ); else
+// the errno of looking the path up (ENOENT, ENOTDIR, EACCES, ...). Callers
+// reopen on ESTALE and report "unknown" on anything else.
+int disk_check(intptr_t handle, const char* path_utf8);
 void disk_close(intptr_t handle);
 // Monotonic clock, nanoseconds; only differences are meaningful.
 uint64_t monotonic_ns();

@@ -266,6 +266,19 @@ int read_disk_handle(intptr_t handle, DiskInfo* out) {
   return 0;
 }
 
+int disk_check(intptr_t handle, const char* path_utf8) {
+  if (path_utf8 == nullptr || *path_utf8 == '\0') return ENOENT;
+  struct stat held;
+  if (fstat(static_cast<int>(handle), &held) != 0) return errno;
+  // A removed directory keeps answering fstatvfs for the file system it was on.
+  if (held.st_nlink == 0) return ESTALE;
+  struct stat now;
+  if (::stat(path_utf8, &now) != 0) return errno;
+  if (!S_ISDIR(now.st_mode)) return ENOTDIR;
+  if (now.st_dev != held.st_dev || now.st_ino != held.st_ino) return ESTALE;
+  return 0;
+}
+
 void disk_close(intptr_t handle) {
   if (handle >= 0) close(static_cast<int>(handle));
 }

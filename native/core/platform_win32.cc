@@ -217,6 +217,8 @@ uint64_t monotonic_ns() {
 // GetDiskFreeSpaceExW takes a path, not a handle: callers read by path.
 int disk_open(const char*, intptr_t*) { return ENOSYS; }
 int read_disk_handle(intptr_t, DiskInfo*) { return ENOSYS; }
+// Nothing is kept open, so every read already looks the path up afresh.
+int disk_check(intptr_t, const char*) { return ENOSYS; }
 void disk_close(intptr_t) {}
 
 const char* platform_name() { return "win32"; }
