@@ -106,6 +106,22 @@ describe.runIf(linux)('DiskSpaceGuard: the watched directory goes away or change
     guard.close();
   });
 
+  it('a directory replaced by a regular file reads as unknown (not a directory)', () => {
+    const dir = tempDir();
+    const guard = new DiskSpaceGuard({ path: dir, minFree: 1 });
+    expect(guard.check().state).toBe('ok');
+    fs.rmdirSync(dir);
+    fs.writeFileSync(dir, 'not a directory');
+    const s = guard.check();
+    expect(s.state).toBe('unknown');
+    expect(s.available).toBeNull();
+    expect((s.reason as { code?: string }).code).toBe('ERR_NOT_A_DIRECTORY');
+    expect(() => guard.assert()).toThrow(DiskSpaceUnknownError);
+    expect(fdsOn(dir)).toBe(0);
+    guard.close();
+    fs.rmSync(dir);
+  });
+
   it('a directory that comes back at the path is read again', () => {
     const dir = tempDir();
     const guard = new DiskSpaceGuard({ path: dir, minFree: 1 });
@@ -286,6 +302,28 @@ describe.runIf(linux)('DiskSpaceGuard: close(), dispose and the finalizer releas
     guard.close();
     const u = umount(dir);
     expect(u.ok, u.stderr).toBe(true);
+  });
+});
+
+describe.runIf(linux)('DiskSpaceGuard: a worker that ends without close() gives its descriptor back', () => {
+  it('the environment cleanup closes the directories of guards still open when the worker exits', async () => {
+    const dir = tempDir();
+    const { Worker } = await import('node:worker_threads');
+    const code = `
+      const { parentPort } = require('node:worker_threads');
+      const { DiskSpaceGuard } = require(${JSON.stringify(path.join(__dirname, '..', 'dist', 'guards', 'index.js'))});
+      const keep = [];
+      for (let i = 0; i < 20; i++) { const g = new DiskSpaceGuard({ path: ${JSON.stringify(dir)}, minFree: 1 }); g.check(); keep.push(g); }
+      parentPort.postMessage('read');
+      setInterval(() => {}, 1000); // stays alive until terminated`;
+    const worker = new Worker(code, { eval: true });
+    await new Promise<void>((resolve, reject) => {
+      worker.once('message', () => resolve());
+      worker.once('error', reject);
+    });
+    expect(fdsOn(dir)).toBe(20);
+    await worker.terminate();
+    expect(fdsOn(dir)).toBe(0);
   });
 });
 

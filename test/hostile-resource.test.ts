@@ -386,3 +386,17 @@ describe.runIf(linux)('ResourceGuard: an unreadable disk reads as unknown; hot a
     expect(codeOf(() => guard.withOutputPath(os.tmpdir()))).toBe('ERR_GUARD_CLOSED');
   });
 });
+
+describe('docs/failure-semantics-disk.md: its example runs (against dist/)', () => {
+  it('every js block runs and prints only true', async () => {
+    const doc = fs.readFileSync(path.join(__dirname, '..', 'docs', 'failure-semantics-disk.md'), 'utf8');
+    const blocks = [...doc.matchAll(/```js\n([\s\S]*?)```/g)].map((m) => m[1]!);
+    expect(blocks.length).toBeGreaterThan(0);
+    const entry = JSON.stringify(path.join(__dirname, '..', 'dist', 'index.js'));
+    for (const block of blocks) {
+      const script = block.replace(/require\('resource-guard'\)/g, `require(${entry})`);
+      const { stdout } = await run(process.execPath, ['-e', script], { timeout: 60_000 });
+      expect(stdout.trim().split(/\s+/).every((w) => w === 'true'), stdout).toBe(true);
+    }
+  });
+});

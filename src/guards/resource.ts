@@ -153,6 +153,12 @@ type Detach = () => void;
 /**
  * Memory, disk and CPU guards in one.
  *
+ * Failure rule: each guard keeps its own (the memory and disk guards fail
+ * closed: an unknown figure makes `ok()` false and `checkAll()` throw; CPU
+ * load that cannot be read changes no state). `stats()` reports an unknown
+ * figure as null and never throws for one. A closed ResourceGuard throws
+ * {@link GuardClosedError} (`ERR_GUARD_CLOSED`) rather than answer.
+ *
  * ```ts
  * const guard = new ResourceGuard()
  *   .withMemoryLimit('2GiB')
