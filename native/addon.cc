@@ -124,8 +124,8 @@ class Addon : public Napi::Addon<Addon> {
     }
     rg::ledger_detach(ledger_);
     ledger_ = nullptr;
-    for (intptr_t fd : disks_) {
-      if (fd >= 0) rg::disk_close(fd);
+    for (const Disk& d : disks_) {
+      if (d.fd >= 0) rg::disk_close(d.fd);
     }
     disks_.clear();
   }
@@ -134,7 +134,7 @@ class Addon : public Napi::Addon<Addon> {
   int ArgDisk(const Napi::CallbackInfo& info) {
     if (info.Length() < 1 || !info[0].IsNumber()) throw TypeErr(info.Env(), "disk handle must be a number");
     double v = info[0].As<Napi::Number>().DoubleValue();
-    if (!(v >= 0) || v >= static_cast<double>(disks_.size()) || std::floor(v) != v || disks_[static_cast<size_t>(v)] < 0) {
+    if (!(v >= 0) || v >= static_cast<double>(disks_.size()) || std::floor(v) != v || disks_[static_cast<size_t>(v)].fd < 0) {
       throw RangeErr(info.Env(), "disk handle is not open");
     }
     return static_cast<int>(v);
@@ -146,16 +146,22 @@ class Addon : public Napi::Addon<Addon> {
     if (info.Length() < 1 || !info[0].IsString()) throw TypeErr(env, "path must be a string");
     std::string path = info[0].As<Napi::String>().Utf8Value();
     if (path.find('\0') != std::string::npos) return Napi::Number::New(env, -ENOENT);
-    intptr_t fd = -1;
-    int err = rg::disk_open(path.c_str(), &fd);
+    Disk d;
+    int err = rg::disk_open(path.c_str(), &d.fd);
     if (err != 0) return Napi::Number::New(env, -err);
+    // Remembered once, so that each checked read costs one stat of the path.
+    err = rg::disk_identity(d.fd, &d.id);
+    if (err != 0) {
+      rg::disk_close(d.fd);
+      return Napi::Number::New(env, -err);
+    }
     for (size_t i = 0; i < disks_.size(); ++i) {
-      if (disks_[i] < 0) {
-        disks_[i] = fd;
+      if (disks_[i].fd < 0) {
+        disks_[i] = d;
         return Napi::Number::New(env, static_cast<double>(i));
       }
     }
-    disks_.push_back(fd);
+    disks_.push_back(d);
     return Napi::Number::New(env, static_cast<double>(disks_.size() - 1));
   }
 
@@ -172,12 +178,12 @@ class Addon : public Napi::Addon<Addon> {
       std::vector<char> heap;
       const char* path = nullptr;
       if (!ArgPath(info, 2, &heap, buf, &path)) return Napi::Number::New(info.Env(), ENOENT);
-      int check = rg::disk_check(disks_[static_cast<size_t>(h)], path);
+      int check = rg::disk_check(path, disks_[static_cast<size_t>(h)].id);
       if (check == ESTALE) return Napi::Number::New(info.Env(), -1);
       if (check != 0 && check != ENOSYS) return Napi::Number::New(info.Env(), check);
     }
     rg::DiskInfo d;
-    int err = rg::read_disk_handle(disks_[static_cast<size_t>(h)], &d);
+    int err = rg::read_disk_handle(disks_[static_cast<size_t>(h)].fd, &d);
     if (err == 0) {
       out[0] = static_cast<double>(d.total);
       out[1] = static_cast<double>(d.free);
@@ -188,8 +194,8 @@ class Addon : public Napi::Addon<Addon> {
 
   Napi::Value DiskClose(const Napi::CallbackInfo& info) {
     int h = ArgDisk(info);
-    rg::disk_close(disks_[static_cast<size_t>(h)]);
-    disks_[static_cast<size_t>(h)] = -1;
+    rg::disk_close(disks_[static_cast<size_t>(h)].fd);
+    disks_[static_cast<size_t>(h)].fd = -1;
     return info.Env().Undefined();
   }
 
@@ -535,7 +541,12 @@ class Addon : public Napi::Addon<Addon> {
   rg::Ledger* ledger_ = nullptr;
   int sampler_holds_ = 0;  // this environment's holds on the sampler
   bool torn_down_ = false;
-  std::vector<intptr_t> disks_;
+  // A kept-open directory and the identity it had when opened.
+  struct Disk {
+    intptr_t fd = -1;
+    rg::DiskId id;
+  };
+  std::vector<Disk> disks_;
 };
 
 }  // namespace

@@ -218,7 +218,8 @@ uint64_t monotonic_ns() {
 int disk_open(const char*, intptr_t*) { return ENOSYS; }
 int read_disk_handle(intptr_t, DiskInfo*) { return ENOSYS; }
 // Nothing is kept open, so every read already looks the path up afresh.
-int disk_check(intptr_t, const char*) { return ENOSYS; }
+int disk_identity(intptr_t, DiskId*) { return ENOSYS; }
+int disk_check(const char*, const DiskId&) { return ENOSYS; }
 void disk_close(intptr_t) {}
 
 const char* platform_name() { return "win32"; }

@@ -9,7 +9,7 @@
  *
  * The default source keeps the directory open (one `fstatvfs` per reading).
  * Every reading first checks that the kept directory is still the one the
- * path names (same device and inode, not unlinked): when the directory was
+ * path names (same device and inode, one `stat`): when the directory was
  * removed, replaced (a fresh directory renamed over it) or had a file system
  * mounted over it, the guard lets the old one go and reads what is at the
  * path now, or reports unknown when nothing is.
