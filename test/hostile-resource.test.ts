@@ -162,6 +162,32 @@ describe('ResourceGuard: impossible options are refused up front', () => {
   });
 });
 
+describe('ResourceGuard: unreadable CPU and event-loop figures read as null, and stats() does not throw', () => {
+  it('a CPU source that returns NaN everywhere', () => {
+    const cpu = new CpuMonitor({
+      source: { system: () => NaN, process: () => NaN, eventLoop: () => ({ lagMs: NaN, utilization: NaN }) },
+    });
+    const guard = new ResourceGuard({ memory: false, cpu });
+    const s = guard.stats();
+    expect(s.cpuLoad).toBeNull();
+    expect(s.eventLoopLagMs).toBeNull();
+    expect(s.eventLoopUtilization).toBeNull();
+    expect(() => guard.checkAll()).not.toThrow(); // CPU fails open: unknown load changes no state
+    expect(guard.ok()).toBe(true);
+    guard.close();
+    cpu.close();
+  });
+
+  it('ok() is false at the emergency level, where checkAll() throws', () => {
+    const guard = new ResourceGuard({ memory: false });
+    expect(guard.ok()).toBe(true);
+    guard.degradation!.force('emergency');
+    expect(guard.ok()).toBe(false);
+    expect(codeOf(() => guard.checkAll())).toBe('ERR_DEGRADED');
+    guard.close();
+  });
+});
+
 describe('ResourceGuard: nothing thrown from its timer reaches the event loop (child process, against dist/)', () => {
   beforeAll(() => {
     const src = path.join(__dirname, '..', 'src', 'guards', 'resource.ts');

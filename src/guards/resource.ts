@@ -437,8 +437,8 @@ export class ResourceGuard extends EventEmitter<ResourceGuardEvents> {
       controller.update({
         memory: memoryFraction(memory),
         diskAvailable: disk === null ? null : disk.available,
-        cpu: cpu === null || Number.isNaN(cpu.load) ? null : cpu.load,
-        eventLoopLagMs: cpu === null ? null : cpu.eventLoopLagMs,
+        cpu: cpu === null ? null : known(cpu.load),
+        eventLoopLagMs: cpu === null ? null : known(cpu.eventLoopLagMs),
       });
       if (controller.level === 'emergency') {
         const cause = this.#lastChange === null ? 'forced or inherited' : `driven by ${this.#lastChange.input}`;
@@ -489,9 +489,9 @@ export class ResourceGuard extends EventEmitter<ResourceGuardEvents> {
     let throttling = false;
     if (this.#cpu !== null) {
       const c = this.#cpu.sample();
-      cpuLoad = Number.isNaN(c.load) ? null : c.load;
-      lag = c.eventLoopLagMs;
-      elu = c.eventLoopUtilization;
+      cpuLoad = known(c.load);
+      lag = known(c.eventLoopLagMs);
+      elu = known(c.eventLoopUtilization);
       throttling = c.throttling;
     }
     const stats: ResourceGuardStats = {
@@ -672,10 +672,15 @@ export class ResourceGuard extends EventEmitter<ResourceGuardEvents> {
   }
 }
 
+/** A figure a source reported, or null when it is not a finite number >= 0 (unknown, never a made-up 0). */
+function known(value: number | null | undefined): number | null {
+  return typeof value === 'number' && value >= 0 && value < Infinity ? value : null;
+}
+
 function memoryPressure(): number | null {
   try {
     const psi = readPsi('memory');
-    return psi === null ? null : psi.some.avg10;
+    return psi === null ? null : known(psi.some.avg10);
   } catch {
     return null;
   }
