@@ -204,7 +204,7 @@ export class ResourceGuard extends EventEmitter<ResourceGuardEvents> {
     const memorySpec = o.memory === undefined || o.memory === true ? {} : memoryOptions(o.memory, null, 'options.memory');
     const memory = memorySpec === null ? null : memorySpec instanceof MemoryGuard ? memorySpec : new MemoryGuard(memorySpec);
     const cpu = cpuSpec === null ? null : cpuSpec instanceof CpuMonitor ? cpuSpec : new CpuMonitor(cpuSpec);
-    this.#setController(controller, isOptions(degradation) ? (degradation as DegradationOptions) : degradation === true ? {} : null);
+    this.#setController(controller, isOptions(degradation) ? { ...(degradation as DegradationOptions) } : degradation === true ? {} : null);
     this.#setMemory(memory, memorySpec instanceof MemoryGuard ? null : memorySpec);
     this.#setDisk(disk, disk !== null && !(o.disk instanceof DiskSpaceGuard));
     this.#setCpu(cpu, cpuSpec instanceof CpuMonitor ? null : cpuSpec);
@@ -782,7 +782,7 @@ function makeDisk(value: unknown, current: DiskSpaceGuard | null, name: string):
 
 /** Degradation options over earlier ones; thresholds and margins merge per input and level. */
 function mergeDegradation(base: DegradationOptions | null, over: DegradationOptions): DegradationOptions {
-  if (base === null) return over;
+  if (base === null) return { ...over };
   const merged: DegradationOptions = { ...base, ...over };
   if (isOptions(base.thresholds) && isOptions(over.thresholds)) {
     const t: Record<string, unknown> = { ...base.thresholds };
