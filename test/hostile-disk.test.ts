@@ -418,6 +418,18 @@ describe('DiskSpaceGuard: unknown free space, one rule (fail closed) for every c
     guard.close();
   });
 
+  it('an injected clock that goes back makes ok() read again rather than trust the old reading forever', () => {
+    const clock = manualClock(10_000);
+    let reads = 0;
+    const guard = new DiskSpaceGuard({ path: '/data', minFree: 1, refreshMs: 1000, clock: clock.fn, source: { read: () => (reads++, { available: 10 }) } });
+    expect(guard.ok()).toBe(true);
+    const r0 = reads;
+    clock.now -= 5000;
+    for (let i = 0; i < 5000 && reads === r0; i++) guard.ok();
+    expect(reads).toBe(r0 + 1);
+    guard.close();
+  });
+
   it('bad refreshMs / clock options are typed errors', () => {
     expect(codeOf(() => new DiskSpaceGuard({ refreshMs: -1 }))).toBe('ERR_OUT_OF_RANGE');
     expect(codeOf(() => new DiskSpaceGuard({ refreshMs: NaN }))).toBe('ERR_OUT_OF_RANGE');

@@ -463,7 +463,8 @@ export class DiskSpaceGuard extends EventEmitter<DiskSpaceGuardEvents> {
   #okSlow(): boolean {
     this.#assertOpen();
     const now = this.#clock();
-    let due = !(now - this.#readAt < this.#refreshMs);
+    const age = now - this.#readAt; // NaN before the first reading
+    let due = !(age >= 0 && age < this.#refreshMs); // a clock that went back counts as due
     // Recorded writes took the estimate below the minimum: confirm once.
     if (!due && this.#room < 0 && this.#sinceCheck > 0 && this.#available - this.#minFree >= 0) due = true;
     if (due) this.#read(now);
