@@ -421,7 +421,13 @@ describe('DiskSpaceGuard: unknown free space, one rule (fail closed) for every c
   it('an injected clock that goes back makes ok() read again rather than trust the old reading forever', () => {
     const clock = manualClock(10_000);
     let reads = 0;
-    const guard = new DiskSpaceGuard({ path: '/data', minFree: 1, refreshMs: 1000, clock: clock.fn, source: { read: () => (reads++, { available: 10 }) } });
+    const guard = new DiskSpaceGuard({
+      path: '/data',
+      minFree: 1,
+      refreshMs: 1000,
+      clock: clock.fn,
+      source: { read: () => (reads++, { available: 10 }) },
+    });
     expect(guard.ok()).toBe(true);
     const r0 = reads;
     clock.now -= 5000;
