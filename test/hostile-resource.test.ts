@@ -115,6 +115,35 @@ describe('ResourceGuard: a rejected construction takes nothing (runs first in th
   });
 });
 
+describe('ResourceGuard: close() gives back what the guards it made hold', () => {
+  it('the sampler holds of its memory guards (made, or replaced by a builder step) go back; a given guard stays open', () => {
+    const before = binding.samplerUsers();
+    for (let i = 0; i < 100; i++) {
+      const g = new ResourceGuard({ memory: { hardLimit: '1GiB' }, degradation: false });
+      g.withMemory({ growthRateThreshold: 1e6 }); // replaces the memory guard it made
+      g.close();
+    }
+    expect(binding.samplerUsers()).toBe(before);
+    const given = new MemoryGuard({ hardLimit: '1GiB' });
+    const g = new ResourceGuard({ memory: given });
+    g.close();
+    expect(given.closed).toBe(false);
+    expect(given.ok()).toBe(true);
+    given.close();
+    expect(binding.samplerUsers()).toBe(before);
+  });
+
+  it('a closed MemoryGuard passed in is refused (ERR_GUARD_CLOSED)', () => {
+    const m = new MemoryGuard({ hardLimit: '1GiB' });
+    m.close();
+    expect(codeOf(() => new ResourceGuard({ memory: m }))).toBe('ERR_GUARD_CLOSED');
+    const g = new ResourceGuard({ memory: false });
+    expect(codeOf(() => g.withMemory(m))).toBe('ERR_GUARD_CLOSED');
+    expect(g.memory).toBeNull();
+    g.close();
+  });
+});
+
 describe('ResourceGuard: impossible options are refused up front', () => {
   it('memory.hardLimit 0 is a RangeError (ERR_OUT_OF_RANGE), as is a given MemoryGuard with a 0 limit', () => {
     const err = (() => {

@@ -177,6 +177,7 @@ export class ResourceGuard extends EventEmitter<ResourceGuardEvents> {
   #detachCpu: Detach | null = null;
   #ownsCpu = false;
   #ownsDisk = false;
+  #ownsMemory = false;
   #timer: NodeJS.Timeout | null = null;
   #controller: DegradationController | null = null;
   #detachController: Detach | null = null;
@@ -568,8 +569,9 @@ export class ResourceGuard extends EventEmitter<ResourceGuardEvents> {
 
   /**
    * Stops watching, detaches from the guards and closes the ones it made
-   * (the disk guard's open directory, the CPU monitor's event-loop
-   * monitor). Guards passed in stay open: they are the caller's. Idempotent;
+   * (the memory guard's hold on the sampler, the disk guard's open
+   * directory, the CPU monitor's event-loop monitor). Guards passed in stay
+   * open: they are the caller's. Idempotent;
    * afterwards the checks, `stats()`, `watch()` and the builder steps throw
    * {@link GuardClosedError} (`ERR_GUARD_CLOSED`).
    */
@@ -646,9 +648,12 @@ export class ResourceGuard extends EventEmitter<ResourceGuardEvents> {
     }
   }
 
+  /** `spec` null: a guard the caller passed in (not ours to close). */
   #setMemory(guard: MemoryGuard | null, spec: MemoryGuardOptions | null): void {
     this.#detachMemory?.();
+    if (this.#ownsMemory && this.#memory !== null && this.#memory !== guard) this.#memory.close();
     this.#memory = guard;
+    this.#ownsMemory = guard !== null && spec !== null;
     this.#memorySpec = guard === null ? null : spec;
     this.#detachMemory = guard === null ? null : forward(guard, this, 'memory', ['soft', 'hard', 'growth']);
   }
@@ -725,6 +730,7 @@ function refuseZeroLimits(o: Record<string, unknown>, ...keys: string[]): void {
 function memoryOptions(value: unknown, base: object | null, name: string): MemoryGuardOptions | MemoryGuard | null {
   if (value === false) return null;
   if (value instanceof MemoryGuard) {
+    if (value.closed) throw new GuardClosedError('MemoryGuard');
     const l = value.limits;
     if (!(l.hardLimit > 0)) throw new OutOfRangeError(`${name}.limits.hardLimit`, '> 0 bytes', l.hardLimit);
     return value;
