@@ -6,8 +6,11 @@
  *
  * Every source is injectable. By default the figures come from the real
  * samplers: resident set size against the cgroup memory limit (or physical
- * RAM when there is none), the file system holding the working directory,
- * the sampler snapshot's host CPU load, `monitorEventLoopDelay` and
+ * RAM when there is none), the cgroup's own memory counter against that
+ * limit, the V8 heap against its limit, the file system holding the working
+ * directory, CPU by the CPU rule (this process's or its container's CPU time
+ * against the CPUs it may use, see `cpu-usage.ts`; host load beside it),
+ * `monitorEventLoopDelay` (p99 over a window), event-loop utilization and
  * `/proc/pressure/memory`.
  *
  * @module
@@ -21,8 +24,11 @@ import {
   type DegradationStatus,
 } from './degradation';
 import { InvalidArgTypeError } from './errors';
+import { getHeapStatistics } from 'node:v8';
+import { performance, type EventLoopUtilization } from 'node:perf_hooks';
+import { CpuUsageTracker, sharedCpuTracker, type CpuAllowanceSource, type CpuBasis } from './cpu-usage';
 import { pressure, type PressureLevel } from './pressure';
-import { readCgroup, readDisk, readPsi, readRss, readSnapshot, readSystemMemory } from './sampler';
+import { readCgroup, readDisk, readPsi, readRss, readSystemMemory } from './sampler';
 import {
   parseSize,
   validateBoolean,
@@ -54,12 +60,22 @@ export interface DiskFigures {
 }
 
 export interface CpuFigures {
-  /** Host CPU load 0..1. */
+  /**
+   * CPU load 0..1 by the CPU rule: the container's CPU time where it has
+   * cgroup CPU accounting, else this process's, per wall second, divided by
+   * the CPUs it may use (quota, else affinity, else count).
+   */
   load: number;
+  /** Whose CPU time `load` counts. @default 'process' when absent */
+  basis?: CpuBasis;
   /** This process's CPU seconds per wall second (may exceed 1), or null. */
   processLoad: number | null;
-  /** Logical CPUs, or null. */
+  /** CPUs the process may use (fractional under a quota), or null. */
   cpus: number | null;
+  /** Where `cpus` came from. */
+  cpusSource?: CpuAllowanceSource;
+  /** Host-wide CPU load 0..1 (an input of its own, `hostCpu`), or null. */
+  host?: number | null;
 }
 
 export interface EventLoopFigures {
@@ -67,6 +83,22 @@ export interface EventLoopFigures {
   lagMs: number;
   meanMs: number;
   maxMs: number;
+  /** Fraction of the window the loop was busy (`performance.eventLoopUtilization`), 0..1. */
+  utilization?: number | null;
+}
+
+export interface HeapFigures {
+  /** V8 heap bytes in use. */
+  used: number;
+  /** V8 heap size limit (`heap_size_limit`). */
+  limit: number;
+}
+
+export interface ContainerMemoryFigures {
+  /** The cgroup's memory counter (`memory.current`, v1 `memory.usage_in_bytes`), bytes. */
+  usage: number;
+  /** The cgroup memory limit, bytes. */
+  limit: number;
 }
 
 /** Everything a report reads. A null section is unknown (not zero). */
@@ -77,8 +109,12 @@ export interface ResourceFigures {
   eventLoop: EventLoopFigures | null;
   /** PSI memory `some avg10`, percent, or null where the kernel has none. */
   psi: number | null;
+  /** V8 heap against its limit, or null. */
+  heap?: HeapFigures | null;
+  /** The cgroup's memory against its limit, or null outside a memory-limited cgroup. */
+  containerMemory?: ContainerMemoryFigures | null;
   /** Why a section is null, when reading it failed. */
-  errors?: Partial<Record<'memory' | 'disk' | 'cpu' | 'eventLoop' | 'psi', string>>;
+  errors?: Partial<Record<'memory' | 'disk' | 'cpu' | 'eventLoop' | 'psi' | 'heap' | 'containerMemory', string>>;
 }
 
 export interface ResourceSamplerOptions {
@@ -86,8 +122,10 @@ export interface ResourceSamplerOptions {
   diskPath?: string;
   /** Memory limit to judge usage against (bytes or a size string). @default the cgroup limit, else physical RAM */
   memoryLimit?: Size;
-  /** Read host CPU load from the sampler snapshot (starts the native sampler thread). @default true */
+  /** Read CPU figures by the CPU rule (starts the native sampler thread). @default true */
   cpu?: boolean;
+  /** Where CPU figures come from. @default the process-wide tracker */
+  cpuTracker?: CpuUsageTracker;
   /** Measure event-loop delay with `perf_hooks.monitorEventLoopDelay`. @default true */
   eventLoop?: boolean;
   /** Resolution of the event-loop monitor, ms. @default 10 */
@@ -121,10 +159,17 @@ export function createResourceSampler(options: ResourceSamplerOptions = {}): Res
   const windowMs =
     options.eventLoopWindowMs === undefined ? 1000 : validateNumber(options.eventLoopWindowMs, 'options.eventLoopWindowMs', 0);
 
+  const tracker = options.cpuTracker;
+  if (tracker !== undefined && !(tracker instanceof CpuUsageTracker)) {
+    throw new InvalidArgTypeError('options.cpuTracker', 'an instance of CpuUsageTracker', tracker);
+  }
   let histogram: IntervalHistogram | null = null;
+  let elu: EventLoopUtilization | null = null;
+  let utilization: number | null = null;
   if (wantLoop) {
     histogram = monitorEventLoopDelay({ resolution: resolutionMs });
     histogram.enable();
+    elu = performance.eventLoopUtilization();
   }
   let windowStart = Date.now();
   let lastLoop: EventLoopFigures | null = null;
@@ -138,11 +183,33 @@ export function createResourceSampler(options: ResourceSamplerOptions = {}): Res
 
   const sample = (() => {
     const errors: NonNullable<ResourceFigures['errors']> = {};
-    const figures: ResourceFigures = { memory: null, disk: null, cpu: null, eventLoop: null, psi: null };
+    const figures: ResourceFigures = {
+      memory: null,
+      disk: null,
+      cpu: null,
+      eventLoop: null,
+      psi: null,
+      heap: null,
+      containerMemory: null,
+    };
     try {
       figures.memory = readMemory(memoryLimit);
     } catch (err) {
       errors.memory = message(err);
+    }
+    try {
+      const h = getHeapStatistics();
+      if (h.heap_size_limit > 0) figures.heap = { used: h.used_heap_size, limit: h.heap_size_limit };
+    } catch (err) {
+      errors.heap = message(err);
+    }
+    try {
+      const c = readCgroup();
+      if (c.memoryLimit !== null && c.memoryLimit > 0 && c.memoryUsage !== null) {
+        figures.containerMemory = { usage: c.memoryUsage, limit: c.memoryLimit };
+      }
+    } catch (err) {
+      errors.containerMemory = message(err);
     }
     try {
       const d = readDisk(diskPath ?? process.cwd());
@@ -152,12 +219,15 @@ export function createResourceSampler(options: ResourceSamplerOptions = {}): Res
     }
     if (wantCpu) {
       try {
-        const s = readSnapshot();
-        if (Number.isFinite(s.sysLoad)) {
+        const r = (tracker ?? sharedCpuTracker()).read();
+        if (Number.isFinite(r.load)) {
           figures.cpu = {
-            load: s.sysLoad,
-            processLoad: Number.isFinite(s.processLoad) ? s.processLoad : null,
-            cpus: s.cpuCount > 0 ? s.cpuCount : null,
+            load: r.load,
+            basis: r.basis,
+            processLoad: Number.isFinite(r.processCores) ? r.processCores : null,
+            cpus: r.cpus > 0 ? r.cpus : null,
+            cpusSource: r.cpusSource,
+            host: r.host,
           };
         }
       } catch (err) {
@@ -171,7 +241,13 @@ export function createResourceSampler(options: ResourceSamplerOptions = {}): Res
         if (now - windowStart >= windowMs) {
           histogram.reset();
           windowStart = now;
+          if (elu !== null) {
+            const next = performance.eventLoopUtilization();
+            utilization = performance.eventLoopUtilization(next, elu).utilization;
+            elu = next;
+          }
         }
+        lastLoop.utilization = utilization;
       }
       figures.eventLoop = lastLoop;
     }
@@ -218,7 +294,9 @@ function message(err: unknown): string {
 
 /**
  * The controller readings of a set of figures: memory as a fraction of its
- * limit, disk bytes available, host CPU load, event-loop p99 lag and PSI.
+ * limit, disk bytes available, CPU load by the CPU rule (`cpu`) and the
+ * host's (`hostCpu`), event-loop p99 lag and utilization, PSI, V8 heap and
+ * cgroup memory as fractions of their limits.
  * Unknown figures are left out (undefined), so a controller keeps its last
  * reading of them rather than taking them as zero.
  */
@@ -228,8 +306,15 @@ export function statusFromFigures(figures: Partial<ResourceFigures>): Degradatio
   if (m && m.limit !== null && m.limit > 0 && m.usage >= 0) status.memory = m.usage / m.limit;
   if (figures.disk && figures.disk.available >= 0) status.diskAvailable = figures.disk.available;
   if (figures.cpu && figures.cpu.load >= 0) status.cpu = figures.cpu.load;
+  if (figures.cpu && typeof figures.cpu.host === 'number' && figures.cpu.host >= 0) status.hostCpu = figures.cpu.host;
   if (figures.eventLoop && figures.eventLoop.lagMs >= 0) status.eventLoopLagMs = figures.eventLoop.lagMs;
+  const u = figures.eventLoop?.utilization;
+  if (typeof u === 'number' && u >= 0) status.eventLoopUtilization = u;
   if (typeof figures.psi === 'number' && figures.psi >= 0) status.psi = figures.psi;
+  const h = figures.heap;
+  if (h && h.limit > 0 && h.used >= 0) status.heap = h.used / h.limit;
+  const c = figures.containerMemory;
+  if (c && c.limit > 0 && c.usage >= 0) status.containerMemory = c.usage / c.limit;
   return status;
 }
 
@@ -314,6 +399,8 @@ export function readFigures(sources: ReportSources = {}): ResourceFigures {
     cpu: raw.cpu ?? null,
     eventLoop: raw.eventLoop ?? null,
     psi: typeof raw.psi === 'number' ? raw.psi : null,
+    heap: raw.heap ?? null,
+    containerMemory: raw.containerMemory ?? null,
   };
   if (raw.errors && Object.keys(raw.errors).length > 0) out.errors = raw.errors;
   return out;
@@ -414,9 +501,20 @@ export interface HealthReport {
     available_bytes: number;
     total_bytes: number;
   } | null;
-  cpu: { load: number; percent: number; process_load: number | null; cpus: number | null } | null;
-  event_loop: { lag_ms: number; mean_ms: number; max_ms: number } | null;
+  /** CPU by the CPU rule; `host_load` is the host's, reported but not judged by default. */
+  cpu: {
+    load: number;
+    percent: number;
+    basis: CpuBasis;
+    process_load: number | null;
+    cpus: number | null;
+    cpus_source: CpuAllowanceSource | null;
+    host_load: number | null;
+  } | null;
+  event_loop: { lag_ms: number; mean_ms: number; max_ms: number; utilization: number | null } | null;
   psi: { memory_some_avg10: number } | null;
+  heap: { used_bytes: number; limit_bytes: number; percent: number } | null;
+  container_memory: { usage_bytes: number; limit_bytes: number; percent: number } | null;
   budgets: Array<{
     name: string;
     used_bytes: number;
@@ -479,15 +577,29 @@ function buildReport(sources: ReportSources): HealthReport {
     cpu: f.cpu && {
       load: r3(f.cpu.load),
       percent: r1(f.cpu.load * 100),
+      basis: f.cpu.basis ?? 'process',
       process_load: f.cpu.processLoad === null ? null : r3(f.cpu.processLoad),
       cpus: f.cpu.cpus,
+      cpus_source: f.cpu.cpusSource ?? null,
+      host_load: typeof f.cpu.host === 'number' ? r3(f.cpu.host) : null,
     },
     event_loop: f.eventLoop && {
       lag_ms: r3(f.eventLoop.lagMs),
       mean_ms: r3(f.eventLoop.meanMs),
       max_ms: r3(f.eventLoop.maxMs),
+      utilization: typeof f.eventLoop.utilization === 'number' ? r3(f.eventLoop.utilization) : null,
     },
     psi: f.psi === null ? null : { memory_some_avg10: f.psi },
+    heap: f.heap
+      ? { used_bytes: f.heap.used, limit_bytes: f.heap.limit, percent: r1((f.heap.used * 100) / f.heap.limit) }
+      : null,
+    container_memory: f.containerMemory
+      ? {
+          usage_bytes: f.containerMemory.usage,
+          limit_bytes: f.containerMemory.limit,
+          percent: r1((f.containerMemory.usage * 100) / f.containerMemory.limit),
+        }
+      : null,
     budgets: readBudgets(sources, false).map((b) => ({
       name: b.name,
       used_bytes: b.used,

@@ -89,6 +89,8 @@ export {
   type DiskFigures,
   type CpuFigures,
   type EventLoopFigures,
+  type HeapFigures,
+  type ContainerMemoryFigures,
   type ResourceSampler,
   type ResourceSamplerOptions,
   type BudgetLike,
@@ -158,3 +160,13 @@ export {
 } from './cache';
 export * from './limits/index';
 export * from './bulkhead';
+export {
+  CpuUsageTracker,
+  readContainerCpuUs,
+  affinityCpus,
+  type CpuReading,
+  type CpuBasis,
+  type CpuAllowanceSource,
+  type CpuUsageSource,
+  type CpuUsageTrackerOptions,
+} from './cpu-usage';
