@@ -170,3 +170,20 @@ export {
   type CpuUsageSource,
   type CpuUsageTrackerOptions,
 } from './cpu-usage';
+export {
+  LoadShedder,
+  SHED_CAUSES,
+  type LoadShedderOptions,
+  type LoadShedderStats,
+  type ShedCause,
+  type ShedDecision,
+  type HealthCheck,
+  type KoaContextLike,
+} from './shedding';
+export {
+  resourceGuardFastify,
+  type ResourceGuardFastifyOptions,
+  type FastifyInstanceLike,
+  type FastifyRequestLike,
+  type FastifyPluginReplyLike,
+} from './fastify';

@@ -10,12 +10,15 @@ import { DEGRADATION_LEVELS } from '../degradation';
 import { InvalidArgTypeError } from '../errors';
 import { checkSources, levelOf, readBudgets, readFigures, type ReportSources } from '../health';
 import { PRESSURE_LEVELS } from '../pressure';
+import { LoadShedder, SHED_CAUSES } from '../shedding';
 import { ResourceMetrics } from './counters';
 
 /** Sources of the metrics: those of a health report, plus recorded counters. */
 export interface MetricsSources extends ReportSources {
   /** Checks and breaches recorded by the guards (`resource_guard_checks_total`, `resource_guard_breaches_total`). */
   metrics?: ResourceMetrics;
+  /** A load shedder whose requests and shed requests are counted (`resource_guard_http_requests_shed_total`). */
+  shedder?: LoadShedder;
 }
 
 export type MetricType = 'gauge' | 'counter';
@@ -96,6 +99,10 @@ export const METRIC_SPECS: readonly MetricSpec[] = Object.freeze([
     'Successful reservations on the budget, process-wide.'),
   spec('resource_guard_budget_reservation_failures_total', 'counter', ['budget'], 'resource_guard.budget.reservation_failures', '{reservation}',
     'Reservations the budget refused, process-wide.'),
+  spec('resource_guard_http_requests_total', 'counter', [], 'resource_guard.http.requests', '{request}',
+    'HTTP requests the load shedder decided on (exempt ones included).'),
+  spec('resource_guard_http_requests_shed_total', 'counter', ['cause', 'level'], 'resource_guard.http.requests_shed', '{request}',
+    'HTTP requests answered 503 by the load shedder, by cause (level, check, check-timeout, check-error) and level.'),
   spec('resource_guard_checks_total', 'counter', [], 'resource_guard.checks', '{check}',
     'Resource checks performed.'),
   spec('resource_guard_breaches_total', 'counter', ['resource'], 'resource_guard.breaches', '{breach}',
@@ -109,6 +116,9 @@ export function checkMetricsSources(sources: MetricsSources, name = 'options'): 
   checkSources(sources, name);
   if (sources.metrics !== undefined && !(sources.metrics instanceof ResourceMetrics)) {
     throw new InvalidArgTypeError(`${name}.metrics`, 'an instance of ResourceMetrics', sources.metrics);
+  }
+  if (sources.shedder !== undefined && !(sources.shedder instanceof LoadShedder)) {
+    throw new InvalidArgTypeError(`${name}.shedder`, 'an instance of LoadShedder', sources.shedder);
   }
 }
 
@@ -161,6 +171,12 @@ export function collectMetrics(sources: MetricsSources = {}): MetricFamily[] {
     if (b.failures !== null) add('resource_guard_budget_reservation_failures_total', b.failures, labels);
   }
 
+  if (sources.shedder) {
+    add('resource_guard_http_requests_total', sources.shedder.stats().requests);
+    for (const p of sources.shedder.shedCounts()) {
+      add('resource_guard_http_requests_shed_total', p.count, { cause: p.cause, level: p.level });
+    }
+  }
   if (sources.metrics) {
     const t = sources.metrics.totals();
     add('resource_guard_checks_total', t.checks);
