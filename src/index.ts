@@ -179,6 +179,8 @@ export {
   type ShedDecision,
   type HealthCheck,
   type KoaContextLike,
+  sheddingOptionsFromUnderPressure,
+  type UnderPressureLimits,
 } from './shedding';
 export {
   resourceGuardFastify,

@@ -15,6 +15,7 @@
  * @module
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { getHeapStatistics } from 'node:v8';
 import {
   DEGRADATION_LEVELS,
   DegradationController,
@@ -23,7 +24,13 @@ import {
   type DegradationOptions,
 } from './degradation';
 import { InvalidArgTypeError, InvalidArgValueError, OutOfRangeError } from './errors';
-import { createResourceSampler, statusFromFigures, type ResourceFigures, type ResourceSampler } from './health';
+import {
+  createResourceSampler,
+  statusFromFigures,
+  type ResourceFigures,
+  type ResourceSampler,
+  type ResourceSamplerOptions,
+} from './health';
 import { validateBoolean, validateFunction, validateNumber, validateObject, validateOneOf, validateString } from './validate';
 
 /** Why a request was shed. */
@@ -54,6 +61,8 @@ export interface LoadShedderOptions {
   degradation?: DegradationOptions;
   /** Reader of the figures for the controller the shedder makes. @default createResourceSampler() */
   figures?: () => Partial<ResourceFigures>;
+  /** Options of the sampler the shedder makes for its own controller (when no `figures`). */
+  sampler?: ResourceSamplerOptions;
   /** How often the shedder's own controller is fed, ms. @default 1000 */
   sampleIntervalMs?: number;
   /** Shed every request from this level on. @default 'emergency' */
@@ -162,6 +171,7 @@ export class LoadShedder {
     }
     if (o.degradation !== undefined) validateObject(o.degradation, 'options.degradation');
     const figures = o.figures === undefined ? null : validateFunction<() => Partial<ResourceFigures>>(o.figures, 'options.figures');
+    if (o.sampler !== undefined) validateObject(o.sampler, 'options.sampler');
     const sampleMs = o.sampleIntervalMs === undefined ? 1000 : validateNumber(o.sampleIntervalMs, 'options.sampleIntervalMs', 1, 3_600_000);
     const shedAt = o.shedAt === undefined ? 'emergency' : validateOneOf(o.shedAt, 'options.shedAt', DEGRADATION_LEVELS);
     const share = new Float64Array(4);
@@ -248,7 +258,7 @@ export class LoadShedder {
     // is collected and its finalizer stops them.
     const ref = new WeakRef(this);
     if (this.#ownController) {
-      const read = figures ?? (this.#sampler = createResourceSampler());
+      const read = figures ?? (this.#sampler = createResourceSampler(o.sampler));
       const feed = () => {
         try {
           controller.update(statusFromFigures(read()));
@@ -277,6 +287,15 @@ export class LoadShedder {
   /** Seconds sent in `Retry-After`. */
   get retryAfter(): number {
     return this.#retryAfter;
+  }
+
+  /**
+   * Whether the service is under pressure now: the custom check fails, or
+   * requests are being shed at the current level (any share above 0). The
+   * one call of toobusy-js's `toobusy()`; it counts nothing.
+   */
+  get underPressure(): boolean {
+    return this.#checkFailure !== null || this.#share[this.#controller.levelIndex]! > 0;
   }
 
   /** The share of requests shed at `level` (1 from `shedAt` on in all-or-nothing mode). */
@@ -539,4 +558,64 @@ const shedders = new FinalizationRegistry<Timers>(stopTimers);
 function defaultBody(d: ShedDecision): string {
   const why = d.cause === 'level' ? `degradation level ${d.level}` : d.cause === 'check' ? 'health check failed' : d.cause === 'check-timeout' ? 'health check timed out' : 'health check errored';
   return `{"statusCode":503,"error":"Service Unavailable","message":"Service Unavailable: ${why}","cause":"${d.cause}","level":"${d.level}"}`;
+}
+
+// ---- coming from @fastify/under-pressure --------------------------------------------
+
+/** The limits of `@fastify/under-pressure` that have a counterpart here. */
+export interface UnderPressureLimits {
+  /** Event-loop delay, ms. Here it is judged on the p99 over the window (under-pressure uses the mean). */
+  maxEventLoopDelay?: number;
+  /** Event-loop utilization 0..1. */
+  maxEventLoopUtilization?: number;
+  /** V8 heap used, bytes; judged as a fraction of the heap size limit. */
+  maxHeapUsedBytes?: number;
+  /** Resident set size, bytes. */
+  maxRssBytes?: number;
+  healthCheck?: HealthCheck;
+  healthCheckInterval?: number;
+  retryAfter?: number;
+}
+
+/**
+ * Shedder options that shed every request when any of under-pressure's
+ * limits is reached, and only then (the built-in thresholds are switched
+ * off). A limit is reached at the value itself (under-pressure: above it).
+ */
+export function sheddingOptionsFromUnderPressure(limits: UnderPressureLimits, heapSizeLimit?: number): LoadShedderOptions {
+  validateObject(limits, 'limits');
+  const off = { reduced: null, minimal: null, emergency: null };
+  const at = (x: number) => ({ reduced: null, minimal: null, emergency: x });
+  const thresholds: NonNullable<DegradationOptions['thresholds']> = {
+    memory: off,
+    diskAvailable: off,
+    cpu: off,
+    eventLoopLagMs: off,
+    psi: off,
+    eventLoopUtilization: off,
+    heap: off,
+    containerMemory: off,
+    hostCpu: off,
+  };
+  if (limits.maxEventLoopDelay !== undefined && limits.maxEventLoopDelay > 0) {
+    thresholds.eventLoopLagMs = at(validateNumber(limits.maxEventLoopDelay, 'limits.maxEventLoopDelay', 0));
+  }
+  if (limits.maxEventLoopUtilization !== undefined && limits.maxEventLoopUtilization > 0) {
+    thresholds.eventLoopUtilization = at(validateNumber(limits.maxEventLoopUtilization, 'limits.maxEventLoopUtilization', 0, 1));
+  }
+  if (limits.maxHeapUsedBytes !== undefined && limits.maxHeapUsedBytes > 0) {
+    const max = validateNumber(limits.maxHeapUsedBytes, 'limits.maxHeapUsedBytes', 0);
+    const heapLimit = heapSizeLimit ?? getHeapStatistics().heap_size_limit;
+    thresholds.heap = at(max / heapLimit);
+  }
+  const out: LoadShedderOptions = { shedAt: 'emergency', degradation: { thresholds, minDwellMs: 0, margin: 0 } };
+  if (limits.maxRssBytes !== undefined && limits.maxRssBytes > 0) {
+    const max = validateNumber(limits.maxRssBytes, 'limits.maxRssBytes', 0);
+    thresholds.memory = at(1);
+    out.sampler = { memoryLimit: Math.floor(max) };
+  }
+  if (limits.healthCheck !== undefined) out.healthCheck = limits.healthCheck;
+  if (limits.healthCheckInterval !== undefined && limits.healthCheckInterval > 0) out.healthCheckIntervalMs = limits.healthCheckInterval;
+  if (limits.retryAfter !== undefined) out.retryAfter = limits.retryAfter;
+  return out;
 }

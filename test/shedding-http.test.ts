@@ -12,7 +12,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { DegradationController } from '../src/degradation';
 import { resourceGuardFastify } from '../src/fastify';
 import { metrics } from '../src/metrics';
-import { LoadShedder, type LoadShedderOptions } from '../src/shedding';
+import { LoadShedder, sheddingOptionsFromUnderPressure, type LoadShedderOptions } from '../src/shedding';
 
 interface Served {
   url: string;
@@ -238,5 +238,41 @@ describe('LoadShedder', () => {
     expect(text).toContain('resource_guard_http_requests_shed_total{cause="level",level="minimal"} 2');
     expect(text).toContain('resource_guard_http_requests_total 3');
     expect(text).toContain('# TYPE resource_guard_http_requests_shed_total counter');
+  });
+
+  it('underPressure answers "too busy?" without counting', async () => {
+    const controller = new DegradationController();
+    let healthy = true;
+    const s = new LoadShedder({ controller, shedAt: 'minimal', healthCheck: () => healthy, healthCheckIntervalMs: 3_600_000 });
+    await s.runCheck();
+    expect(s.underPressure).toBe(false);
+    controller.force('minimal');
+    expect(s.underPressure).toBe(true);
+    controller.reset();
+    healthy = false;
+    await s.runCheck();
+    expect(s.underPressure).toBe(true);
+    expect(s.stats().requests).toBe(0);
+    s.close();
+  });
+
+  it('under-pressure limits map to thresholds at emergency, everything else off', () => {
+    const o = sheddingOptionsFromUnderPressure(
+      { maxEventLoopDelay: 200, maxEventLoopUtilization: 0.98, maxHeapUsedBytes: 1e9, maxRssBytes: 2e9, retryAfter: 5, healthCheckInterval: 500 },
+      4e9,
+    );
+    const s = new LoadShedder({ ...o, figures: () => ({}), sampleIntervalMs: 3_600_000 });
+    const c = s.controller;
+    expect(c.thresholds.eventLoopLagMs).toEqual({ reduced: null, minimal: null, emergency: 200 });
+    expect(c.thresholds.eventLoopUtilization.emergency).toBe(0.98);
+    expect(c.thresholds.heap.emergency).toBe(0.25);
+    expect(c.thresholds.memory.emergency).toBe(1);
+    expect(c.thresholds.cpu).toEqual({ reduced: null, minimal: null, emergency: null });
+    expect(o).toMatchObject({ retryAfter: 5, healthCheckIntervalMs: 500, sampler: { memoryLimit: 2e9 } });
+    expect(c.update({ eventLoopLagMs: 199.9, heap: 0.2, memory: 0.99 }).level).toBe('normal');
+    expect(s.decide('/a')).toBeNull();
+    expect(c.update({ eventLoopLagMs: 200 }).level).toBe('emergency');
+    expect(s.decide('/a')).toMatchObject({ cause: 'level', retryAfter: 5 });
+    s.close();
   });
 });
