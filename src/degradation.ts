@@ -18,14 +18,13 @@ import { EventEmitter } from 'node:events';
 import { performance } from 'node:perf_hooks';
 import { InvalidArgTypeError, InvalidArgValueError, OutOfRangeError } from './errors';
 import {
-  parseSize,
   validateBoolean,
   validateFunction,
   validateNumber,
   validateObject,
   validateOneOf,
-  type Size,
 } from './validate';
+import { parseSize, type Size } from './size';
 
 // ---- levels and inputs --------------------------------------------------------------
 
@@ -277,8 +276,8 @@ function preset(
 
 /**
  * The presets. `default` is the table of the design: memory 70/85/95 %, disk
- * 1 GB / 500 MB / 100 MB available, CPU 80/90 %. Sizes are decimal (1 GB =
- * 10^9 bytes), as `parseSize('1GB')` reads them.
+ * 1 GB / 500 MB / 100 MB available, CPU 80/90 %. "MB" and "GB" are decimal
+ * (1 GB = 10^9 bytes), as everywhere in the size language (see `size.ts`).
  */
 export const DEGRADATION_PRESETS: Readonly<Record<DegradationPreset, DegradationPresetSettings>> = Object.freeze({
   default: preset([0.7, 0.85, 0.95], [1 * GB, 500 * MB, 100 * MB], [0.8, 0.9], [100, 500], [10, 25], [0.9, 0.98], [0.7, 0.85, 0.95]),

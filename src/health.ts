@@ -30,15 +30,14 @@ import { CpuUsageTracker, sharedCpuTracker, type CpuAllowanceSource, type CpuBas
 import { pressure, type PressureLevel } from './pressure';
 import { readCgroup, readDisk, readPsi, readRss, readSystemMemory } from './sampler';
 import {
-  parseSize,
   validateBoolean,
   validateFunction,
   validateInteger,
   validateNumber,
   validateObject,
   validateString,
-  type Size,
 } from './validate';
+import { parseSize, type Size } from './size';
 
 // ---- figures ----------------------------------------------------------------------------
 
