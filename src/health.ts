@@ -75,6 +75,8 @@ export interface CpuFigures {
   cpusSource?: CpuAllowanceSource;
   /** Host-wide CPU load 0..1 (an input of its own, `hostCpu`), or null. */
   host?: number | null;
+  /** CPU time this process has used so far, user + system, seconds (a counter). */
+  processSeconds?: number;
 }
 
 export interface EventLoopFigures {
@@ -227,6 +229,7 @@ export function createResourceSampler(options: ResourceSamplerOptions = {}): Res
             cpus: r.cpus > 0 ? r.cpus : null,
             cpusSource: r.cpusSource,
             host: r.host,
+            processSeconds: cpuSeconds(),
           };
         }
       } catch (err) {
@@ -285,6 +288,11 @@ function readMemory(limit: number | null): MemoryFigures {
   if (cgroupLimit !== null && cgroupLimit > 0 && !(cgroupLimit >= total)) return { usage, limit: cgroupLimit, source: 'cgroup' };
   if (total > 0) return { usage, limit: total, source: 'system' };
   return { usage, limit: null, source: 'system' };
+}
+
+function cpuSeconds(): number {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1e6;
 }
 
 function message(err: unknown): string {

@@ -127,6 +127,7 @@ export {
   type OtelMeterLike,
   type OtelBatchResultLike,
   type OtelObservableLike,
+  type OtelMeterProviderLike,
   type ResourceMetricsOptions,
   type MetricsSnapshot,
   type MetricsCounts,
