@@ -149,7 +149,7 @@ export class LoadShedder {
   readonly #check: HealthCheck | null;
   readonly #checkTimeoutMs: number;
   readonly #decisions: ShedDecision[][];
-  #acc = 0;
+  #seq = 0;
   #checkFailure: Exclude<ShedCause, 'level'> | null = null;
   #checkRunning: Promise<void> | null = null;
   #checkTimer: NodeJS.Timeout | null = null;
@@ -338,12 +338,10 @@ export class LoadShedder {
         if (this.#random !== null) {
           if (this.#random() < share) cause = 0;
         } else {
-          // Even spreading: shed whenever the running share reaches a whole request.
-          this.#acc += share;
-          if (this.#acc >= 1) {
-            this.#acc -= 1;
-            cause = 0;
-          }
+          // Even spreading: request n is shed when floor(n * share) steps
+          // up, so any run of requests sheds its share, give or take one.
+          const n = ++this.#seq;
+          if (Math.floor(n * share + 1e-9) > Math.floor((n - 1) * share + 1e-9)) cause = 0;
         }
       }
     }

@@ -206,6 +206,18 @@ describe('LoadShedder', () => {
     expect(count(r, 4)).toBe(2);
   });
 
+  it('counter spreading sheds exactly the share over any run (floor), for awkward fractions too', () => {
+    for (const share of [0.1, 0.25, 0.3, 1 / 3, 0.7, 0.999]) {
+      const controller = new DegradationController();
+      const s = new LoadShedder({ controller, fraction: { minimal: share } });
+      controller.force('minimal');
+      let k = 0;
+      for (let i = 0; i < 1000; i++) if (s.decide('/x') !== null) k++;
+      expect(k, String(share)).toBe(Math.floor(1000 * share + 1e-9));
+      s.close();
+    }
+  });
+
   it('refuses bad options before taking anything', () => {
     expect(() => new LoadShedder({ shedAt: 'bad' as 'normal' })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_VALUE' }));
     expect(() => new LoadShedder({ fraction: { minimal: 0.5, emergency: 0.2 } })).toThrow(expect.objectContaining({ code: 'ERR_OUT_OF_RANGE' }));
