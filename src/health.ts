@@ -2,7 +2,7 @@
  * Health: the figures a process is judged by (memory against its limit, disk,
  * CPU, event-loop lag, memory pressure stall, budgets), a JSON report of them
  * with a status, and an HTTP handler that serves the report for Kubernetes
- * probes: 200 while healthy or degraded, 503 when unhealthy.
+ * probes: 200 while healthy or degraded, 503 (with `Retry-After`) when unhealthy.
  *
  * Every source is injectable. By default the figures come from the real
  * samplers: resident set size against the cgroup memory limit (or physical
@@ -625,6 +625,8 @@ function buildReport(sources: ReportSources): HealthReport {
 export interface HealthHandlerOptions extends ReportSources {
   /** HTTP status per health status. @default { healthy: 200, degraded: 200, unhealthy: 503 } */
   statusCodes?: Partial<Record<HealthStatus, number>>;
+  /** Seconds sent in `Retry-After` with a 503. @default 10 */
+  retryAfter?: number;
 }
 
 /** The subset of a Fastify reply the handler uses. */
@@ -655,6 +657,8 @@ export function createHealthHandler(options: HealthHandlerOptions = {}): HealthH
       if (v !== undefined) codes[k] = validateInteger(v, `options.statusCodes.${k}`, 100, 599);
     }
   }
+  const retryAfter = options.retryAfter === undefined ? 10 : validateInteger(options.retryAfter, 'options.retryAfter', 0, 31_536_000);
+  const extra = { 'Retry-After': String(retryAfter) };
   return (req, res) => {
     let status: number;
     let body: string;
@@ -666,7 +670,7 @@ export function createHealthHandler(options: HealthHandlerOptions = {}): HealthH
       status = 500;
       body = JSON.stringify({ status: 'unhealthy', error: message(err) });
     }
-    writeResponse(req, res, status, 'application/json; charset=utf-8', body);
+    writeResponse(req, res, status, 'application/json; charset=utf-8', body, status === 503 ? extra : undefined);
   };
 }
 
@@ -677,13 +681,17 @@ export function writeResponse(
   status: number,
   contentType: string,
   body: string,
+  headers?: Record<string, string>,
 ): void {
   const head = req?.method === 'HEAD';
   if (isReply(res)) {
-    res.code(status).header('content-type', contentType).header('cache-control', 'no-store').send(head ? '' : body);
+    res.code(status).header('content-type', contentType).header('cache-control', 'no-store');
+    if (headers) for (const k of Object.keys(headers)) res.header(k, headers[k]!);
+    res.send(head ? '' : body);
     return;
   }
   res.statusCode = status;
+  if (headers) for (const k of Object.keys(headers)) res.setHeader(k, headers[k]!);
   res.setHeader('Content-Type', contentType);
   res.setHeader('Cache-Control', 'no-store');
   res.setHeader('Content-Length', Buffer.byteLength(body));

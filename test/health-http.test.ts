@@ -79,11 +79,13 @@ describe('GET /health', () => {
     controller.force('minimal');
     let res = await fetch(`${base}/health`);
     expect(res.status).toBe(200);
+    expect(res.headers.get('retry-after')).toBeNull();
     expect((await res.json()).status).toBe('degraded');
 
     controller.force('emergency');
     res = await fetch(`${base}/health`);
     expect(res.status).toBe(503);
+    expect(res.headers.get('retry-after')).toBe('10');
     expect(await res.json()).toMatchObject({ status: 'unhealthy', level: 'emergency', forced: true });
 
     const head = await fetch(`${base}/health`, { method: 'HEAD' });
