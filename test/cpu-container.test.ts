@@ -19,6 +19,8 @@ interface ChildResult {
   report: { status: string; level: string; cpu: { basis: string; load: number; host_load: number | null; cpus: number }; memory: { limit_bytes: number; source: string }; container_memory: { limit_bytes: number } | null };
   inputs: Record<string, number | null>;
   ownCpuUs: number;
+  monitor: { basis: string; load: number; cpus: number; system: number; quota: number | null };
+  guard: { cpuLoad: number | null; basis: string; cpus: number };
 }
 
 function run(cmd: string, args: string[]): Promise<ChildResult> {
@@ -78,6 +80,11 @@ describe('busy neighbours', () => {
     // The host's load is reported beside it, as a separate input.
     expect(r.report.cpu.host_load).not.toBeNull();
     expect(r.inputs.hostCpu).toBe(r.figures.cpu.host);
+    // CpuMonitor and ResourceGuard judge by the same rule.
+    expect(r.monitor).toMatchObject({ basis: 'process', cpus: r.reading.cpus, high: false, throttling: false });
+    expect(r.monitor.load).toBeLessThan(0.8);
+    expect(r.guard.basis).toBe('process');
+    expect(r.guard.cpuLoad).toBeLessThan(0.8);
     if (linux) expect(burnt.every((s) => s > 0)).toBe(true);
   }, 60_000);
 });
@@ -166,6 +173,9 @@ describe('inside a real cgroup (0.5 CPU, 512 MiB)', () => {
       expect(r.report.memory).toMatchObject({ limit_bytes: limit, source: 'cgroup' });
       expect(r.figures.containerMemory!.limit).toBe(limit);
       expect(r.report.container_memory!.limit_bytes).toBe(limit);
+      // CpuMonitor and ResourceGuard: the same rule, against the quota.
+      expect(r.monitor).toMatchObject({ basis: 'container', cpus: 0.5, quota: 0.5 });
+      expect(r.guard).toMatchObject({ basis: 'container', cpus: 0.5 });
       // Degradation takes the same figures.
       expect(r.inputs.cpu).toBe(r.figures.cpu.load);
       expect(r.inputs.memory).toBe(r.figures.memory.usage / limit);
