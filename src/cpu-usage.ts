@@ -21,6 +21,7 @@
  */
 import { readFileSync, existsSync } from 'node:fs';
 import { availableParallelism, cpus as osCpus } from 'node:os';
+import { validateFunction, validateNumber, validateObject } from './validate';
 import { SnapshotField, cpuCount, ensureSampler, readCgroup, refreshSnapshot, sharedMemory, snapshotView } from './sampler';
 
 /** What a CPU load is measured on. */
@@ -203,8 +204,12 @@ export class CpuUsageTracker {
   #cores = NaN;
 
   constructor(options: CpuUsageTrackerOptions = {}) {
-    this.#windowMs = options.windowMs ?? 1000;
-    const s = options.source ?? {};
+    validateObject(options, 'options');
+    this.#windowMs = options.windowMs === undefined ? 1000 : validateNumber(options.windowMs, 'options.windowMs', 1, 3_600_000);
+    const s = options.source === undefined ? {} : validateObject<CpuUsageSource>(options.source, 'options.source');
+    for (const k of ['containerUsageUs', 'processCores', 'quota', 'affinity', 'host', 'now'] as const) {
+      if (s[k] !== undefined) validateFunction(s[k], `options.source.${k}`);
+    }
     if (s.processCores === undefined || s.host === undefined) ensureSampler();
     this.#src = {
       containerUsageUs: s.containerUsageUs ?? readContainerCpuUs,

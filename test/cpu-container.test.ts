@@ -221,6 +221,12 @@ describe('CpuUsageTracker with injected sources', () => {
     expect(tracker.read()).toMatchObject({ basis: 'process', load: 0.25, cpus: 4, cpusSource: 'affinity', quota: null });
   });
 
+  it('refuses bad options before reading anything', () => {
+    expect(() => new CpuUsageTracker({ windowMs: 0 })).toThrow(expect.objectContaining({ code: 'ERR_OUT_OF_RANGE' }));
+    expect(() => new CpuUsageTracker({ source: { quota: 2 as never } })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }));
+    expect(() => new CpuUsageTracker(null as never)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }));
+  });
+
   it('finds the cgroup CPU counter: v2 needs a non-root cgroup, v1 a cpuacct path other than /', () => {
     expect(resolveCgroupCpu('0::/\n', '/nonexistent').file).toBeNull();
     expect(resolveCgroupCpu('2:cpuacct:/\n0::/\n', '/nonexistent').file).toBeNull();

@@ -161,6 +161,26 @@ for (const [name, factory] of Object.entries(frameworks)) {
       expect(shedder.stats().shedByCause).toMatchObject({ 'check-timeout': 1, 'check-error': 1 });
     });
 
+    it('onShed may serve the request after all or answer it itself; a custom body', async () => {
+      const controller = new DegradationController();
+      const { url } = await start(factory, {
+        controller,
+        body: 'busy\n',
+        onShed: (_d, req, res) => {
+          if (req.url!.startsWith('/vip')) return 'pass';
+          if (req.url!.startsWith('/own')) {
+            res.writeHead(429, { 'content-type': 'text/plain' }).end('slow down\n');
+            return 'handled';
+          }
+          return undefined;
+        },
+      });
+      controller.force('emergency');
+      expect(await get(`${url}/vip`)).toMatchObject({ status: 200 });
+      expect(await get(`${url}/own`)).toMatchObject({ status: 429, body: 'slow down\n' });
+      expect(await get(`${url}/other`)).toMatchObject({ status: 503, body: 'busy\n', retryAfter: '10' });
+    });
+
     it('the fractional mode sheds the configured share (±5 % over 2,000 requests)', async () => {
       const controller = new DegradationController();
       const { shedder, url } = await start(factory, { controller, fraction: { reduced: 0.1, minimal: 0.3, emergency: 1 } });
