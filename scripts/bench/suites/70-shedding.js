@@ -93,7 +93,8 @@ exports.run = async function run(bench) {
   try {
     for (const m of modes) await load(undici, servers[m].port, 300, connections); // warm-up
     for (let r = 0; r < rounds; r++) {
-      for (const m of modes) {
+      // The order rotates each round, so no set-up always runs first or last.
+      for (const m of modes.map((_, i) => modes[(i + r) % modes.length])) {
         const x = await load(undici, servers[m].port, durationMs, connections);
         samples[m].push(x.rps);
         failed += x.failed;
@@ -118,4 +119,13 @@ exports.run = async function run(bench) {
     baseline: 'with @fastify/under-pressure',
     note: '> 1: less overhead than under-pressure',
   });
+  // Ratios within each round (measured seconds apart) are steadier than
+  // ratios of medians when the machine's load swings between rounds.
+  const perRound = (a, b) => samples[a].map((x, i) => x / samples[b][i]);
+  bench.value('per-round ratio: resource-guard / under-pressure', perRound('resource-guard', 'under-pressure'), 'x', {
+    higherIsBetter: true,
+    note: '> 1: resource-guard served more requests than under-pressure in the same round',
+  });
+  bench.value('per-round ratio: resource-guard / neither', perRound('resource-guard', 'neither'), 'x', { higherIsBetter: true });
+  bench.value('per-round ratio: under-pressure / neither', perRound('under-pressure', 'neither'), 'x', { higherIsBetter: true });
 };
