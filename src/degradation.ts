@@ -97,7 +97,7 @@ export interface DegradationStatus {
   eventLoopUtilization?: number | null;
   /** V8 heap used as a fraction of the heap size limit (`v8.getHeapStatistics().heap_size_limit`). */
   heap?: number | null;
-  /** cgroup memory in use (`memory.current` / `memory.usage_in_bytes`) as a fraction of the cgroup limit. */
+  /** The cgroup's working set (`memory.current` less inactive file cache) as a fraction of the cgroup limit. */
   containerMemory?: number | null;
   /** Host-wide CPU load 0..1 (`/proc/stat`). No threshold by default: opt in explicitly. */
   hostCpu?: number | null;

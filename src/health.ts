@@ -26,6 +26,7 @@ import {
 import { InvalidArgTypeError } from './errors';
 import { getHeapStatistics } from 'node:v8';
 import { performance, type EventLoopUtilization } from 'node:perf_hooks';
+import { readInactiveFile, workingSet } from './container-memory';
 import { CpuUsageTracker, sharedCpuTracker, type CpuAllowanceSource, type CpuBasis } from './cpu-usage';
 import { pressure, type PressureLevel } from './pressure';
 import { readCgroup, readDisk, readPsi, readRss, readSystemMemory } from './sampler';
@@ -96,10 +97,16 @@ export interface HeapFigures {
 }
 
 export interface ContainerMemoryFigures {
-  /** The cgroup's memory counter (`memory.current`, v1 `memory.usage_in_bytes`), bytes. */
+  /**
+   * The cgroup's working set, bytes: its memory counter (`memory.current`,
+   * v1 `memory.usage_in_bytes`) less the inactive file cache, which the
+   * kernel reclaims before the limit (the figure the kubelet evicts on).
+   */
   usage: number;
   /** The cgroup memory limit, bytes. */
   limit: number;
+  /** The raw memory counter, page cache included, bytes. */
+  current?: number;
 }
 
 /** Everything a report reads. A null section is unknown (not zero). */
@@ -207,7 +214,8 @@ export function createResourceSampler(options: ResourceSamplerOptions = {}): Res
     try {
       const c = readCgroup();
       if (c.memoryLimit !== null && c.memoryLimit > 0 && c.memoryUsage !== null) {
-        figures.containerMemory = { usage: c.memoryUsage, limit: c.memoryLimit };
+        const usage = workingSet(c.memoryUsage, readInactiveFile());
+        figures.containerMemory = { usage, limit: c.memoryLimit, current: c.memoryUsage };
       }
     } catch (err) {
       errors.containerMemory = message(err);
@@ -521,7 +529,8 @@ export interface HealthReport {
   event_loop: { lag_ms: number; mean_ms: number; max_ms: number; utilization: number | null } | null;
   psi: { memory_some_avg10: number } | null;
   heap: { used_bytes: number; limit_bytes: number; percent: number } | null;
-  container_memory: { usage_bytes: number; limit_bytes: number; percent: number } | null;
+  /** The cgroup's working set (page cache that can be reclaimed left out) against its limit. */
+  container_memory: { usage_bytes: number; limit_bytes: number; percent: number; current_bytes: number | null } | null;
   budgets: Array<{
     name: string;
     used_bytes: number;
@@ -605,6 +614,7 @@ function buildReport(sources: ReportSources): HealthReport {
           usage_bytes: f.containerMemory.usage,
           limit_bytes: f.containerMemory.limit,
           percent: r1((f.containerMemory.usage * 100) / f.containerMemory.limit),
+          current_bytes: typeof f.containerMemory.current === 'number' ? f.containerMemory.current : null,
         }
       : null,
     budgets: readBudgets(sources, false).map((b) => ({

@@ -8,12 +8,13 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { parseMemoryStat, resolveMemoryStat, workingSet } from '../src/container-memory';
 import { CpuUsageTracker, resolveCgroupCpu } from '../src/cpu-usage';
 
 const CHILD = path.resolve(__dirname, 'fixtures/cpu-health-child.cjs');
 
 interface ChildResult {
-  figures: { cpu: { load: number; basis: string; cpus: number; cpusSource: string; host: number | null; processLoad: number }; memory: { usage: number; limit: number; source: string }; containerMemory: { usage: number; limit: number } | null };
+  figures: { cpu: { load: number; basis: string; cpus: number; cpusSource: string; host: number | null; processLoad: number }; memory: { usage: number; limit: number; source: string }; containerMemory: { usage: number; limit: number; current: number } | null };
   reading: { load: number; basis: string; cores: number; processCores: number; cpus: number; cpusSource: string; quota: number | null };
   cpuLevel: string;
   report: { status: string; level: string; cpu: { basis: string; load: number; host_load: number | null; cpus: number }; memory: { limit_bytes: number; source: string }; container_memory: { limit_bytes: number } | null };
@@ -172,6 +173,9 @@ describe('inside a real cgroup (0.5 CPU, 512 MiB)', () => {
       expect(r.figures.memory).toMatchObject({ limit, source: 'cgroup' });
       expect(r.report.memory).toMatchObject({ limit_bytes: limit, source: 'cgroup' });
       expect(r.figures.containerMemory!.limit).toBe(limit);
+      // The working set: the counter less reclaimable cache, never more than the counter.
+      expect(r.figures.containerMemory!.usage).toBeGreaterThan(0);
+      expect(r.figures.containerMemory!.usage).toBeLessThanOrEqual(r.figures.containerMemory!.current);
       expect(r.report.container_memory!.limit_bytes).toBe(limit);
       // CpuMonitor and ResourceGuard: the same rule, against the quota.
       expect(r.monitor).toMatchObject({ basis: 'container', cpus: 0.5, quota: 0.5 });
@@ -193,6 +197,20 @@ describe('inside a real cgroup (0.5 CPU, 512 MiB)', () => {
       }
     }
   }, 60_000);
+});
+
+describe('cgroup memory working set', () => {
+  it('reads inactive_file (v2) or total_inactive_file (v1) from memory.stat and subtracts it', () => {
+    const v2 = 'anon 1000\nfile 5000\ninactive_file 3000\nactive_file 2000\n';
+    const v1 = 'cache 5000\ninactive_file 10\ntotal_inactive_file 3000\n';
+    expect(parseMemoryStat(v2, 'inactive_file')).toBe(3000);
+    expect(parseMemoryStat(v1, 'total_inactive_file')).toBe(3000);
+    expect(parseMemoryStat(v1, 'missing')).toBeNull();
+    expect(workingSet(8000, 3000)).toBe(5000);
+    expect(workingSet(2000, 3000)).toBe(0);
+    expect(workingSet(8000, null)).toBe(8000);
+    expect(resolveMemoryStat('0::/\n', '/nonexistent').file).toBeNull();
+  });
 });
 
 describe('CpuUsageTracker with injected sources', () => {

@@ -100,7 +100,7 @@ export const METRIC_SPECS: readonly MetricSpec[] = Object.freeze([
   spec('resource_guard_heap_usage_ratio', 'gauge', [], 'resource_guard.heap.usage_ratio', '1',
     'V8 heap used as a fraction of the heap size limit.'),
   spec('resource_guard_container_memory_usage_bytes', 'gauge', [], 'resource_guard.container.memory.usage', 'By',
-    'The cgroup\'s memory counter (memory.current, v1 memory.usage_in_bytes).'),
+    'The cgroup\'s working set: memory.current (v1 memory.usage_in_bytes) less the inactive file cache.'),
   spec('resource_guard_container_memory_limit_bytes', 'gauge', [], 'resource_guard.container.memory.limit', 'By',
     'The cgroup memory limit.'),
   spec('resource_guard_memory_stall_ratio', 'gauge', [], 'resource_guard.memory.stall', '1',
