@@ -118,8 +118,8 @@ class Addon : public Napi::Addon<Addon> {
     torn_down_ = true;
     // Safe whether or not the hook has run (or is running now).
     napi_remove_env_cleanup_hook(env_, CleanupHook, this);
-    if (sampler_held_) {
-      sampler_held_ = false;
+    while (sampler_holds_ > 0) {
+      --sampler_holds_;
       rg::sampler_release();
     }
     rg::ledger_detach(ledger_);
@@ -228,16 +228,16 @@ class Addon : public Napi::Addon<Addon> {
   }
 
   Napi::Value StartSampler(const Napi::CallbackInfo& info) {
-    if (!sampler_held_) {
-      rg::sampler_acquire();
-      sampler_held_ = true;
-    }
+    // Each call is one hold (JS keeps one per owner: the application's and
+    // each guard's); the environment's teardown gives back what is left.
+    rg::sampler_acquire();
+    ++sampler_holds_;
     return info.Env().Undefined();
   }
 
   Napi::Value StopSampler(const Napi::CallbackInfo& info) {
-    if (sampler_held_) {
-      sampler_held_ = false;
+    if (sampler_holds_ > 0) {
+      --sampler_holds_;
       rg::sampler_release();
     }
     return info.Env().Undefined();
@@ -519,7 +519,7 @@ class Addon : public Napi::Addon<Addon> {
 
   Napi::Env env_;
   rg::Ledger* ledger_ = nullptr;
-  bool sampler_held_ = false;
+  int sampler_holds_ = 0;  // this environment's holds on the sampler
   bool torn_down_ = false;
   std::vector<intptr_t> disks_;
 };

@@ -467,10 +467,21 @@ class NarrowBudget extends Budget {
   // loop so that V8 compiles it as straight-line code; everything else (a
   // guess that is stale or would pass the limit, a lost race) goes to
   // #reserveSlow, which reads the counter.
+  //
+  // Termination safety: V8 stops a thread (Worker#terminate, process.exit()
+  // in a worker, a heap-limit breach) only at an interrupt check, and those
+  // sit at calls (builtins such as Atomics.* included) and at the back edges
+  // of loops. Between the atomic operation on the shared counter and the
+  // store to this thread's ledger there is neither: the ledger store comes
+  // right after the operation that commits, with no call or loop between
+  // them, so when the thread is torn down the ledger says exactly what it
+  // added to the counter. A thread stopped at the operation's own call has
+  // not changed the counter yet. See "Failure semantics" in the docs.
   protected override _reserve(bytes: number): number {
     const cur = this.#seen;
     const next = cur + bytes;
     if (next <= U32[this.#limit32]! && Atomics.compareExchange(U32, this.#used, cur, next) === cur) {
+      LEDGER[this.#held]! += bytes; // no call before this store: see above
       return this.#taken(next, bytes);
     }
     return this.#reserveSlow(bytes);
@@ -489,35 +500,47 @@ class NarrowBudget extends Budget {
         return -1;
       }
       const prev = Atomics.compareExchange(U32, i, cur, next);
-      if (prev === cur) return this.#taken(next, bytes);
+      if (prev === cur) {
+        LEDGER[this.#held]! += bytes; // no call or back edge before this store
+        return this.#taken(next, bytes);
+      }
       cur = prev;
     }
   }
 
-  /** Bookkeeping after an exchange from `next - bytes` to `next` succeeded. */
+  /**
+   * Bookkeeping after an exchange from `next - bytes` to `next` succeeded
+   * and the ledger recorded it.
+   */
   #taken(next: number, bytes: number): number {
     this.#seen = next;
     // A concurrent setLimit() may have lowered the limit since we read it; it
     // publishes first and then checks usage, so one side sees the other.
-    // Back out if it did.
+    // Back out if it did: the counter first, then the ledger, with nothing
+    // between them (see _reserve).
     if (next > U32[this.#limit32]!) {
-      this.#seen = Atomics.sub(U32, this.#used, bytes) - bytes;
+      const after = Atomics.sub(U32, this.#used, bytes) - bytes;
+      LEDGER[this.#held]! -= bytes;
+      this.#seen = after;
       LEDGER[MAX + MAX + this.slot]!++;
       return -1;
     }
     const slot = this.slot;
-    LEDGER[this.#held]! += bytes;
     LEDGER[MAX + slot]!++;
     if (next > LEDGER[PEAK + slot]!) LEDGER[PEAK + slot] = next;
     return next;
   }
 
+  // A release subtracts from the counter first and then from the ledger, with
+  // nothing between them (see _reserve); `held` was read before, and only
+  // this thread writes its ledger.
   protected override _release(bytes: number): number {
     const h = this.#held;
     const held = LEDGER[h]!;
     if (bytes > held) return -1;
+    const prev = Atomics.sub(U32, this.#used, bytes);
     LEDGER[h] = held - bytes;
-    return (this.#seen = Atomics.sub(U32, this.#used, bytes) - bytes);
+    return (this.#seen = prev - bytes);
   }
 }
 
@@ -547,6 +570,9 @@ class WideBudget extends Budget {
     if (this.closed || this._release(bytes) < 0) super.release(bytes);
   }
 
+  // As in NarrowBudget: the ledger store comes right after the atomic
+  // operation that commits, with no call (Number() and BigInt() included)
+  // and no back edge between them.
   protected override _reserve(bytes: number): number {
     const slot = this.slot;
     const limit = F64[this.#limit]!;
@@ -561,14 +587,15 @@ class WideBudget extends Budget {
       }
       const prev = Atomics.compareExchange(B64, i, cur, next);
       if (prev === cur) {
-        if (Number(next) > F64[this.#limit]!) {
+        LEDGER[this.#held]! += bytes; // no call or back edge before this store
+        const used = Number(next);
+        if (used > F64[this.#limit]!) {
           Atomics.sub(B64, i, b);
+          LEDGER[this.#held]! -= bytes;
           LEDGER[MAX + MAX + slot]!++;
           return -1;
         }
-        LEDGER[this.#held]! += bytes;
         LEDGER[MAX + slot]!++;
-        const used = Number(next);
         if (used > LEDGER[PEAK + slot]!) LEDGER[PEAK + slot] = used;
         return used;
       }
@@ -580,8 +607,10 @@ class WideBudget extends Budget {
     const h = this.#held;
     const held = LEDGER[h]!;
     if (bytes > held) return -1;
+    const b = BigInt(bytes);
+    const prev = Atomics.sub(B64, this.#used, b);
     LEDGER[h] = held - bytes;
-    return Number(Atomics.sub(B64, this.#used, BigInt(bytes))) - bytes;
+    return Number(prev) - bytes;
   }
 }
 

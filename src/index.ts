@@ -190,3 +190,20 @@ export {
   type FastifyRequestLike,
   type FastifyPluginReplyLike,
 } from './fastify';
+export * from './pool';
+export {
+  estimateEntryMemory,
+  checkMemorySufficiency,
+  assertMemorySufficient,
+  estimateFormatOutputSize,
+  InsufficientMemoryError,
+  DEFAULT_ROW_BYTES,
+  DEFAULT_COMPRESSION_RATIOS,
+  type EntryMemoryOptions,
+  type EntryMemoryEstimate,
+  type MemorySufficiencyOptions,
+  type MemorySufficiency,
+  type OutputFormat,
+  type FormatOutputOptions,
+  type FormatOutputEstimate,
+} from './guards/estimate';

@@ -57,9 +57,33 @@ export const snapshotView: Float64Array =
 export const sharedRegion: ArrayBuffer | null = region;
 export const nativeLayout = layout;
 
+/** Whether the application's own hold (ensureSampler/stopSampler) is taken. */
 let started = false;
 
-/** Starts the sampler for this environment (idempotent). */
+/**
+ * Takes one hold on the sampler for an owner inside the library (a guard, a
+ * monitor, a task run) and returns the function that gives it back
+ * (idempotent). The thread runs while any hold in the process is taken, so
+ * one owner's release, or the application's {@link stopSampler}, never stops
+ * the sampler under another owner.
+ * @internal
+ */
+export function acquireSampler(): () => void {
+  binding.startSampler();
+  if (region === null) binding.copySnapshot(snapshotView);
+  let held = true;
+  return () => {
+    if (!held) return;
+    held = false;
+    binding.stopSampler();
+  };
+}
+
+/**
+ * Takes the application's hold on the sampler (idempotent): the thread runs
+ * from now on, until {@link stopSampler}. Guards and monitors take holds of
+ * their own, so this is only needed to read the snapshot view directly.
+ */
 export function ensureSampler(): void {
   if (started) return;
   binding.startSampler();
@@ -68,8 +92,11 @@ export function ensureSampler(): void {
 }
 
 /**
- * Stops this environment's use of the sampler. The thread stops when no
- * environment uses it any more; the next {@link ensureSampler} restarts it.
+ * Gives back the application's hold taken by {@link ensureSampler}. The
+ * thread stops when no hold is left in the process: every guard and monitor
+ * keeps its own until it is closed, so this never blinds them. Once the
+ * thread has stopped, the snapshot's `running` is false and its RSS and load
+ * figures are NaN (unknown) until it starts again.
  */
 export function stopSampler(): void {
   if (!started) return;
@@ -77,7 +104,7 @@ export function stopSampler(): void {
   binding.stopSampler();
 }
 
-/** Whether this environment has started the sampler. */
+/** Whether the application's hold ({@link ensureSampler}) is taken in this environment. */
 export function samplerStarted(): boolean {
   return started;
 }

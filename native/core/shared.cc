@@ -381,7 +381,7 @@ struct SamplerState {
   Sample ring[kRing];
   int ring_len = 0, ring_head = 0;
   uint64_t samples = 0, errors = 0;
-  double peak_rss = 0;
+  double peak_rss = NAN;  // highest RSS sampled; NaN until one is read
   std::mutex sample_mu;  // one sample at a time (thread vs sample_now)
   std::mutex life_mu;    // serialises start/stop, including the join
 };
@@ -397,13 +397,16 @@ void store(int field, double v) {
 
 void take_sample(SamplerState& st) {
   std::lock_guard<std::mutex> lock(st.sample_mu);
-  bool failed = false;
-  uint64_t rss = 0;
-  if (read_rss(&rss) != 0) failed = true;
+  // A figure that could not be read is stored as NaN: unknown, never 0 and
+  // never the last value read (see "Failure semantics" in the docs).
+  uint64_t rss_bytes = 0;
+  bool rss_ok = read_rss(&rss_bytes) == 0 && rss_bytes > 0;
+  double rss = rss_ok ? static_cast<double>(rss_bytes) : NAN;
   CpuTimes cpu;
-  if (read_process_cpu(&cpu) != 0) failed = true;
+  bool cpu_ok = read_process_cpu(&cpu) == 0;
   SystemCpu sys;
-  if (read_system_cpu(&sys) != 0) failed = true;
+  bool sys_ok = read_system_cpu(&sys) == 0;
+  bool failed = !rss_ok || !cpu_ok || !sys_ok;
   CgroupInfo cg;
   double cg_usage = NAN;
   if (read_cgroup(&cg) == 0 && cg.has_memory_usage) cg_usage = static_cast<double>(cg.memory_usage);
@@ -412,9 +415,10 @@ void take_sample(SamplerState& st) {
 
   // Load over the window: compare with the newest sample at least a window
   // old, or the oldest one there is. Before the first delta, report the
-  // average since boot, which is a real (if coarse) figure, never 0.
+  // average since boot, which is a real (if coarse) figure, never 0. A
+  // sample whose CPU figures could not be read joins no window.
   double sys_load = NAN, proc_load = NAN, window = 0;
-  if (st.ring_len > 0) {
+  if (cpu_ok && sys_ok && st.ring_len > 0) {
     const Sample* base = nullptr;
     for (int i = 0; i < st.ring_len; ++i) {
       const Sample& s = st.ring[(st.ring_head - 1 - i + kRing) % kRing];
@@ -426,27 +430,30 @@ void take_sample(SamplerState& st) {
     window = now - base->t_ms;
     if (window > 0) proc_load = static_cast<double>(proc_us - base->proc_us) / (window * 1000.0);
   }
-  if (std::isnan(sys_load) && sys.busy_us + sys.idle_us > 0) {
+  if (sys_ok && std::isnan(sys_load) && sys.busy_us + sys.idle_us > 0) {
     sys_load = static_cast<double>(sys.busy_us) / static_cast<double>(sys.busy_us + sys.idle_us);
   }
-  st.ring[st.ring_head] = Sample{now, sys.busy_us, sys.idle_us, proc_us};
-  st.ring_head = (st.ring_head + 1) % kRing;
-  if (st.ring_len < kRing) ++st.ring_len;
+  if (cpu_ok && sys_ok) {
+    st.ring[st.ring_head] = Sample{now, sys.busy_us, sys.idle_us, proc_us};
+    st.ring_head = (st.ring_head + 1) % kRing;
+    if (st.ring_len < kRing) ++st.ring_len;
+  }
   ++st.samples;
   if (failed) ++st.errors;
-  if (static_cast<double>(rss) > st.peak_rss) st.peak_rss = static_cast<double>(rss);
+  // The highest RSS seen; NaN until one has been read.
+  if (rss_ok && !(rss <= st.peak_rss)) st.peak_rss = rss;
 
   // Sequence lock: odd while writing; readers retry on odd or changed seq.
   double seq = g_region.snapshot[kSnapSeq].load(std::memory_order_relaxed);
   store(kSnapSeq, seq + 1);
   std::atomic_thread_fence(std::memory_order_release);
   store(kSnapTimestampMs, now);
-  if (rss > 0) store(kSnapRss, static_cast<double>(rss));
+  store(kSnapRss, rss);
   store(kSnapPeakRss, st.peak_rss);
-  store(kSnapCpuUserUs, static_cast<double>(cpu.user_us));
-  store(kSnapCpuSystemUs, static_cast<double>(cpu.system_us));
-  store(kSnapSysBusyUs, static_cast<double>(sys.busy_us));
-  store(kSnapSysIdleUs, static_cast<double>(sys.idle_us));
+  store(kSnapCpuUserUs, cpu_ok ? static_cast<double>(cpu.user_us) : NAN);
+  store(kSnapCpuSystemUs, cpu_ok ? static_cast<double>(cpu.system_us) : NAN);
+  store(kSnapSysBusyUs, sys_ok ? static_cast<double>(sys.busy_us) : NAN);
+  store(kSnapSysIdleUs, sys_ok ? static_cast<double>(sys.idle_us) : NAN);
   store(kSnapSysLoad, sys_load);
   store(kSnapProcessLoad, proc_load);
   store(kSnapIntervalMs, st.interval_ms.load(std::memory_order_relaxed));
@@ -455,6 +462,23 @@ void take_sample(SamplerState& st) {
   store(kSnapErrors, static_cast<double>(st.errors));
   store(kSnapCpuCount, static_cast<double>(cpu_count()));
   store(kSnapLoadWindowMs, window);
+  g_region.snapshot[kSnapSeq].store(seq + 2, std::memory_order_release);
+}
+
+// Marks the snapshot as no longer sampled, as one more sequence-locked
+// write: `running` 0 and the momentary figures (RSS, the two loads) NaN, so
+// that a reader still comparing against the snapshot sees "unknown" rather
+// than a value that silently stops moving. Cumulative figures keep their
+// last reading, which stays true as of its timestamp.
+void mark_stopped(SamplerState& st) {
+  std::lock_guard<std::mutex> lock(st.sample_mu);
+  double seq = g_region.snapshot[kSnapSeq].load(std::memory_order_relaxed);
+  store(kSnapSeq, seq + 1);
+  std::atomic_thread_fence(std::memory_order_release);
+  store(kSnapRss, NAN);
+  store(kSnapSysLoad, NAN);
+  store(kSnapProcessLoad, NAN);
+  store(kSnapRunning, 0);
   g_region.snapshot[kSnapSeq].store(seq + 2, std::memory_order_release);
 }
 
@@ -504,7 +528,7 @@ void sampler_release() {
   }
   st.cv.notify_all();
   if (to_join.joinable()) to_join.join();
-  store(kSnapRunning, 0);
+  mark_stopped(st);
 }
 
 void sampler_set_interval(double ms) {

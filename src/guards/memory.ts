@@ -16,10 +16,10 @@
 import { EventEmitter } from 'node:events';
 import * as v8 from 'node:v8';
 import { isMainThread, resourceLimits } from 'node:worker_threads';
-import { MemoryLimitError, formatBytes } from '../errors';
+import { MemoryLimitError, ResourceError, formatBytes } from '../errors';
 import {
   SnapshotField,
-  ensureSampler,
+  acquireSampler,
   readCgroup,
   readRss,
   readSystemMemory,
@@ -45,6 +45,19 @@ const SEQ = SnapshotField.seq;
 const TIMESTAMP = SnapshotField.timestampMs;
 const RSS = SnapshotField.rss;
 const INTERVAL = SnapshotField.intervalMs;
+const RUNNING = SnapshotField.running;
+
+/** Gives back the sampler hold of a guard that was collected without close(). */
+const samplerHolds = new FinalizationRegistry<() => void>((release) => release());
+
+/** RSS read now, or NaN (unknown) when the kernel will not say. */
+function freshRss(): number {
+  try {
+    return readRss();
+  } catch {
+    return NaN;
+  }
+}
 
 /** The V8 heap as a {@link MemorySource} reports it. */
 export interface HeapReading {
@@ -258,6 +271,9 @@ export class MemoryGuard extends EventEmitter<MemoryGuardEvents> {
   // heap is over its hard limit, or +/-Infinity with an injected source.
   #seen = NaN;
   #limit: number;
+  /** Gives back this guard's hold on the sampler; null once closed (or with an injected source). */
+  #release: (() => void) | null = null;
+  #closed = false;
 
   readonly #mode: number;
   readonly #source: MemorySource | null;
@@ -354,7 +370,10 @@ export class MemoryGuard extends EventEmitter<MemoryGuardEvents> {
     if (source !== null) {
       this.#mode = MODE_INJECTED;
     } else {
-      ensureSampler();
+      // The guard's own hold: the sampler runs as long as the guard is open,
+      // whatever other code does with stopSampler().
+      this.#release = acquireSampler();
+      samplerHolds.register(this, this.#release, this);
       this.#mode = sharedMemory ? MODE_SHARED : MODE_FALLBACK;
     }
     this.#limit = this.#mode === MODE_INJECTED ? Infinity : hard;
@@ -377,11 +396,13 @@ export class MemoryGuard extends EventEmitter<MemoryGuardEvents> {
    * the status. Never throws for a breach; see {@link MemoryGuard.assert}.
    */
   check(): MemoryGuardStatus {
+    if (this.#closed) throw new ResourceError('ERR_GUARD_CLOSED', 'This MemoryGuard is closed');
     this.#checks++;
     let rss: number;
     let heap: HeapReading | null = null;
     if (this.#source === null) {
-      rss = readRss();
+      // Unreadable is unknown (NaN), which fails closed like a breach.
+      rss = freshRss();
       if (this.#heapOn) {
         const h = v8.getHeapStatistics();
         heap = { used: h.used_heap_size, total: h.total_heap_size, limit: this.#heapLimit };
@@ -404,6 +425,32 @@ export class MemoryGuard extends EventEmitter<MemoryGuardEvents> {
     const err = this.#error(status);
     if (err) throw err;
     return status;
+  }
+
+  /**
+   * Gives back the guard's hold on the sampler (the thread stops once no
+   * hold is left in the process). Idempotent. Afterwards `ok()` returns
+   * false and `check()`/`assert()` throw `ERR_GUARD_CLOSED`. A guard that is
+   * garbage-collected unclosed gives its hold back then.
+   */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#seen = NaN;
+    this.#limit = -Infinity;
+    samplerHolds.unregister(this);
+    const release = this.#release;
+    this.#release = null;
+    release?.();
+  }
+
+  /** Whether {@link MemoryGuard.close} was called. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
   }
 
   /** The limits in force. */
@@ -495,6 +542,7 @@ export class MemoryGuard extends EventEmitter<MemoryGuardEvents> {
   // ---- slow paths of ok() ------------------------------------------------------
 
   #tick(): void {
+    if (this.#closed) return;
     if (this.#mode === MODE_SHARED) {
       const seq = VIEW[SEQ]!;
       this.#callsSinceHeap++;
@@ -564,12 +612,19 @@ export class MemoryGuard extends EventEmitter<MemoryGuardEvents> {
   }
 
   #breach(): false {
-    if (!this.#inHard && this.#mode !== MODE_INJECTED) this.#evaluateSnapshot();
+    if (!this.#closed && !this.#inHard && this.#mode !== MODE_INJECTED) this.#evaluateSnapshot();
     return false;
   }
 
   #evaluateSnapshot(): void {
     const heap = this.#heapOn ? nativeHeapWith(this.#heapLimit) : null;
+    if (VIEW[RUNNING] !== 1) {
+      // The sampler is not running (only possible in a teardown, since this
+      // guard holds it): read now, and again at every call until it runs.
+      this.#seen = NaN;
+      this.#evaluate(freshRss(), heap, this.#clock());
+      return;
+    }
     const now = this.#clock === monotonicClock ? VIEW[TIMESTAMP]! : this.#clock();
     this.#evaluate(VIEW[RSS]!, heap, now);
   }

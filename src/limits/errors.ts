@@ -28,12 +28,22 @@ export class TimeoutError extends ResourceError {
      * `startupTimeout` (booting the worker and loading the task took too long).
      */
     readonly phase: 'startup' | 'task' = 'task',
+    /**
+     * Which time limit ended the run: `execution` (the task's own time),
+     * `total` (the whole run, start-up included), `idle` (no activity for
+     * the limit), or `startup`.
+     */
+    readonly operation: 'execution' | 'total' | 'idle' | 'startup' = phase === 'startup' ? 'startup' : 'execution',
   ) {
     super(
       'ERR_TIMEOUT',
       phase === 'startup'
         ? `The task did not start within ${ms(limit)} (${ms(used)} spent starting the worker and loading the task)`
-        : `Execution timeout: the task ran for ${ms(used)}, above its limit of ${ms(limit)}`,
+        : operation === 'idle'
+          ? `Idle timeout: the task showed no activity for ${ms(used)}, above its limit of ${ms(limit)}`
+          : operation === 'total'
+            ? `Total time limit exceeded: the run took ${ms(used)}, above its limit of ${ms(limit)}`
+            : `Execution timeout: the task ran for ${ms(used)}, above its limit of ${ms(limit)}`,
     );
   }
 }
@@ -73,6 +83,16 @@ export class FuelExhaustedError extends ResourceError {
   }
 }
 
+/** Fuel was added or reset while fuel is not metered (no fuel limit). */
+export class FuelMeteringError extends ResourceError {
+  constructor(
+    /** What was refused. */
+    readonly operation: 'add' | 'reset',
+  ) {
+    super('ERR_FUEL_METERING_OFF', `Cannot ${operation} fuel: fuel is not metered (the run has no fuel limit)`);
+  }
+}
+
 /** A read or write through the task's IO meter would go above its byte budget. */
 export class IoLimitError extends ResourceError {
   declare readonly report?: UsageReport;
@@ -90,6 +110,60 @@ export class IoLimitError extends ResourceError {
       'ERR_IO_LIMIT',
       `IO ${direction} limit exceeded: ${requested} more bytes refused, ${used} of ${limit} bytes already ${direction === 'write' ? 'written' : 'read'}`,
     );
+  }
+}
+
+/** A request would pass a per-window rate limit (memory growth, IO, network requests). */
+export class RateLimitError extends ResourceError {
+  declare readonly report?: UsageReport;
+
+  constructor(
+    code: 'ERR_MEMORY_GROWTH_RATE' | 'ERR_IO_RATE' | 'ERR_NETWORK_RATE',
+    /** What is limited, e.g. `memory growth`, `IO write`, `network requests`. */
+    readonly resource: string,
+    /** Units allowed per window. */
+    readonly limit: number,
+    /** The window, milliseconds. */
+    readonly windowMs: number,
+    /** Units already in the window. */
+    readonly used: number,
+    /** Units the refused request asked for. */
+    readonly requested: number,
+    /** `bytes`, `pages` or `requests`. */
+    readonly unit: string,
+  ) {
+    super(
+      code,
+      `${resource} rate limit exceeded: ${requested} more ${unit} refused, ${used} of ${limit} ${unit} already used in the last ${ms(windowMs)}`,
+    );
+  }
+}
+
+/** A count limit (open files, threads, connections, bytes sent or received) refused a request. */
+export class CountLimitError extends ResourceError {
+  declare readonly report?: UsageReport;
+
+  constructor(
+    code: 'ERR_OPEN_FILES_LIMIT' | 'ERR_THREADS_LIMIT' | 'ERR_CONNECTIONS_LIMIT' | 'ERR_NETWORK_BYTES_LIMIT',
+    /** What is limited. */
+    readonly resource: string,
+    readonly limit: number,
+    /** Held (or used) before the refused request. */
+    readonly used: number,
+    readonly requested: number,
+  ) {
+    super(code, `${resource} limit exceeded: ${requested} more refused, ${used} of ${limit} in use`);
+  }
+}
+
+/** More was released than is held (a count never goes negative or wraps). */
+export class OverReleaseError extends ResourceError {
+  constructor(
+    readonly resource: string,
+    readonly held: number,
+    readonly requested: number,
+  ) {
+    super('ERR_OVER_RELEASE', `Cannot release ${requested} ${resource}: only ${held} held`);
   }
 }
 

@@ -17,7 +17,7 @@
  * @module
  */
 import { InvalidArgTypeError, OutOfRangeError } from '../errors';
-import { FuelExhaustedError } from './errors';
+import { FuelExhaustedError, FuelMeteringError } from './errors';
 
 const MAX_SAFE = Number.MAX_SAFE_INTEGER;
 /** Largest grant between checkpoints. */
@@ -39,8 +39,8 @@ export interface FuelOptions {
 
 /** A fuel budget. One instance belongs to one thread. */
 export class Fuel {
-  /** The budget (`Infinity` for none: fuel is then only counted). */
-  readonly limit: number;
+  /** The budget (`Infinity` for none: fuel is then only counted, and not metered). */
+  #limit: number;
   /** Units left in the current grant. */
   #left = 0;
   /** Units accounted when the grant is used up: used = granted - left. */
@@ -67,7 +67,7 @@ export class Fuel {
     if (onExhausted !== undefined && typeof onExhausted !== 'function') {
       throw new InvalidArgTypeError('options.onExhausted', 'of type function', onExhausted);
     }
-    this.limit = limit;
+    this.#limit = limit;
     this.#grant = grant ?? (limit === Infinity ? MAX_GRANT : Math.min(MAX_GRANT, Math.max(1, Math.ceil(limit / 100))));
     this.#onCheckpoint = onCheckpoint;
     this.#onExhausted = onExhausted;
@@ -91,10 +91,50 @@ export class Fuel {
     this.#refill(n);
   }
 
+  /** The budget (`Infinity` when fuel is only counted, not metered). */
+  get limit(): number {
+    return this.#limit;
+  }
+
+  /** Whether fuel is metered (the budget is finite). */
+  get metered(): boolean {
+    return this.#limit !== Infinity;
+  }
+
+  /**
+   * Adds `n` units to the budget (the seed's `add_fuel`). Refused with
+   * {@link FuelMeteringError} (`ERR_FUEL_METERING_OFF`) when fuel is not
+   * metered, and with `ERR_OUT_OF_RANGE` when the budget would pass 2^53 − 1;
+   * nothing changes on a refusal. A budget that had refused a request takes
+   * requests again once they fit.
+   */
+  add(n: number): void {
+    checkUnits(n);
+    if (this.#limit === Infinity) throw new FuelMeteringError('add');
+    if (this.#limit + n > MAX_SAFE) throw new OutOfRangeError('n', `at most ${MAX_SAFE - this.#limit} (the budget may not pass ${MAX_SAFE})`, n);
+    this.#limit += n;
+    this.#exhausted = false;
+  }
+
+  /**
+   * Starts the account again: nothing used, and the budget set to `limit`
+   * (default: the current budget). Refused with {@link FuelMeteringError}
+   * when fuel is not metered; a bad `limit` changes nothing.
+   */
+  reset(limit: number = this.#limit): void {
+    if (this.#limit === Infinity) throw new FuelMeteringError('reset');
+    checkUnits(limit);
+    this.#limit = limit;
+    this.#granted = 0;
+    this.#left = 0;
+    this.#exhausted = false;
+    this.#onCheckpoint?.(0);
+  }
+
   /** Whether `n` more units would be granted, without spending them. */
   has(n = 1): boolean {
     checkUnits(n);
-    return this.used + n <= this.limit;
+    return this.used + n <= this.#limit;
   }
 
   /** Units spent so far. */
@@ -104,7 +144,7 @@ export class Fuel {
 
   /** Units left (`Infinity` without a budget). */
   get remaining(): number {
-    return this.limit - this.used;
+    return this.#limit - this.used;
   }
 
   /** Whether a request has been refused. */
@@ -116,8 +156,8 @@ export class Fuel {
     checkUnits(n);
     const used = this.#granted - this.#left;
     const next = used + n;
-    if (next > this.limit) {
-      const err = new FuelExhaustedError(this.limit, used, n);
+    if (next > this.#limit) {
+      const err = new FuelExhaustedError(this.#limit, used, n);
       if (!this.#exhausted) {
         this.#exhausted = true;
         this.#onCheckpoint?.(used);
@@ -125,7 +165,7 @@ export class Fuel {
       }
       throw err;
     }
-    this.#granted = Math.min(this.limit, next + this.#grant);
+    this.#granted = Math.min(this.#limit, next + this.#grant);
     this.#left = this.#granted - next;
     this.#onCheckpoint?.(next);
   }

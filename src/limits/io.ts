@@ -14,7 +14,17 @@
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import { InvalidArgTypeError, OutOfRangeError } from '../errors';
-import { IoLimitError } from './errors';
+import { CountLimitError, IoLimitError, OverReleaseError, RateLimitError } from './errors';
+import { SlidingWindow, amountOf, clockOption, windowOf, type LimitClock } from './window';
+
+/** A rate: at most `bytes` within any `windowMs` milliseconds. */
+export interface IoRate {
+  bytes: number;
+  windowMs: number;
+}
+
+/** Errors an IO meter refuses with. */
+export type IoMeterError = IoLimitError | RateLimitError | CountLimitError;
 
 const MAX_SAFE = Number.MAX_SAFE_INTEGER;
 
@@ -30,7 +40,17 @@ export interface IoMeterOptions {
   /** Called after every successful charge with the new totals. */
   onCharge?: (written: number, read: number) => void;
   /** Called once, with the error, the first time a charge is refused. */
-  onExceeded?: (error: IoLimitError) => void;
+  onExceeded?: (error: IoMeterError) => void;
+  /** Write rate: bytes per sliding window, besides the total. */
+  writeRate?: IoRate;
+  /** Read rate: bytes per sliding window, besides the total. */
+  readRate?: IoRate;
+  /** Files the task may hold open through the meter at once. @default Infinity */
+  openFiles?: number;
+  /** Called after every successful charge, open or close (activity, for idle timeouts). */
+  onActivity?: () => void;
+  /** Time source for the rate windows, ms. @default performance.now */
+  clock?: LimitClock;
 }
 
 /** Byte budgets for a task's writes and reads. */
@@ -41,13 +61,119 @@ export class IoMeter {
   #read = 0;
   #exceeded = false;
   readonly #onCharge: ((written: number, read: number) => void) | undefined;
-  readonly #onExceeded: ((error: IoLimitError) => void) | undefined;
+  readonly #onExceeded: ((error: IoMeterError) => void) | undefined;
+  readonly #onActivity: (() => void) | undefined;
+  readonly #writeWindow: SlidingWindow | null;
+  readonly #readWindow: SlidingWindow | null;
+  readonly #clock: LimitClock;
+  /** Files the task may hold open at once. */
+  readonly openFilesLimit: number;
+  #openFiles = 0;
+  #peakOpenFiles = 0;
+  readonly #fds = new Set<number>();
 
   constructor(options: IoMeterOptions = {}) {
     this.writeLimit = limitOf(options.writeLimit, 'options.writeLimit');
     this.readLimit = limitOf(options.readLimit, 'options.readLimit');
+    this.#clock = clockOption(options.clock, 'options.clock');
+    this.#writeWindow = rateOf(options.writeRate, 'options.writeRate', this.#clock);
+    this.#readWindow = rateOf(options.readRate, 'options.readRate', this.#clock);
+    this.openFilesLimit = limitOf(options.openFiles, 'options.openFiles');
+    if (options.onActivity !== undefined && typeof options.onActivity !== 'function') {
+      throw new InvalidArgTypeError('options.onActivity', 'of type function', options.onActivity);
+    }
     this.#onCharge = options.onCharge;
     this.#onExceeded = options.onExceeded;
+    this.#onActivity = options.onActivity;
+  }
+
+  /** Bytes written within the current write-rate window (0 without a write rate). */
+  get writtenInWindow(): number {
+    return this.#writeWindow?.used() ?? 0;
+  }
+
+  /** Bytes read within the current read-rate window (0 without a read rate). */
+  get readInWindow(): number {
+    return this.#readWindow?.used() ?? 0;
+  }
+
+  /** Files held open through the meter now. */
+  get openFiles(): number {
+    return this.#openFiles;
+  }
+
+  /** Most files held open at once. */
+  get peakOpenFiles(): number {
+    return this.#peakOpenFiles;
+  }
+
+  /**
+   * Counts `n` files opened by other means against the open-files limit;
+   * refused whole with `ERR_OPEN_FILES_LIMIT` above it.
+   */
+  acquireFiles(n = 1): void {
+    amountOf(n, 'n');
+    if (this.#openFiles + n > this.openFilesLimit) {
+      this.#fail(new CountLimitError('ERR_OPEN_FILES_LIMIT', 'open files', this.openFilesLimit, this.#openFiles, n));
+    }
+    this.#openFiles += n;
+    if (this.#openFiles > this.#peakOpenFiles) this.#peakOpenFiles = this.#openFiles;
+    this.#onActivity?.();
+  }
+
+  /** Gives back `n` files counted with {@link acquireFiles}; more than held is refused (`ERR_OVER_RELEASE`). */
+  releaseFiles(n = 1): void {
+    amountOf(n, 'n');
+    if (n > this.#openFiles) throw new OverReleaseError('open files', this.#openFiles, n);
+    this.#openFiles -= n;
+    this.#onActivity?.();
+  }
+
+  /** `fs.openSync`, counted against the open-files limit until {@link closeSync}. */
+  openSync(file: fs.PathLike, flags?: fs.OpenMode, mode?: fs.Mode): number {
+    this.acquireFiles(1);
+    let fd: number;
+    try {
+      fd = fs.openSync(file, flags ?? 'r', mode);
+    } catch (err) {
+      this.#openFiles--;
+      throw err;
+    }
+    this.#fds.add(fd);
+    return fd;
+  }
+
+  /** Closes a descriptor from {@link openSync}; any other is refused with `ERR_OVER_RELEASE` and left open. */
+  closeSync(fd: number): void {
+    if (!this.#fds.has(fd)) throw new OverReleaseError('open files (descriptor not opened through this meter)', this.#openFiles, 1);
+    fs.closeSync(fd);
+    this.#fds.delete(fd);
+    this.releaseFiles(1);
+  }
+
+  /**
+   * `fs.promises.open`, counted against the open-files limit until the
+   * handle's `close()` (counted once, however often it is called).
+   */
+  async open(file: fs.PathLike, flags?: string | number, mode?: fs.Mode): Promise<fsp.FileHandle> {
+    this.acquireFiles(1);
+    let handle: fsp.FileHandle;
+    try {
+      handle = await fsp.open(file, flags, mode);
+    } catch (err) {
+      this.#openFiles--;
+      throw err;
+    }
+    const close = handle.close.bind(handle);
+    let released = false;
+    handle.close = async () => {
+      await close();
+      if (!released) {
+        released = true;
+        this.releaseFiles(1);
+      }
+    };
+    return handle;
   }
 
   /** Bytes charged as written. */
@@ -64,16 +190,22 @@ export class IoMeter {
   chargeWrite(bytes: number): void {
     checkBytes(bytes);
     if (this.#written + bytes > this.writeLimit) this.#refuse('write', this.writeLimit, this.#written, bytes);
+    const w = this.#writeWindow;
+    if (w !== null && !w.tryTake(bytes)) this.#refuseRate('write', w, bytes);
     this.#written += bytes;
     this.#onCharge?.(this.#written, this.#read);
+    this.#onActivity?.();
   }
 
   /** Charges `bytes` against the read budget (throws {@link IoLimitError} over it). */
   chargeRead(bytes: number): void {
     checkBytes(bytes);
     if (this.#read + bytes > this.readLimit) this.#refuse('read', this.readLimit, this.#read, bytes);
+    const w = this.#readWindow;
+    if (w !== null && !w.tryTake(bytes)) this.#refuseRate('read', w, bytes);
     this.#read += bytes;
     this.#onCharge?.(this.#written, this.#read);
+    this.#onActivity?.();
   }
 
   /** `fs.writeFileSync` after charging the data's byte length. */
@@ -155,16 +287,32 @@ export class IoMeter {
 
   #precheckRead(size: number): void {
     if (this.#read + size > this.readLimit) this.#refuse('read', this.readLimit, this.#read, size);
+    const w = this.#readWindow;
+    if (w !== null && w.used() + size > w.limit) this.#refuseRate('read', w, size);
   }
 
   #refuse(direction: 'write' | 'read', limit: number, used: number, bytes: number): never {
-    const err = new IoLimitError(direction, limit, used, bytes);
+    this.#fail(new IoLimitError(direction, limit, used, bytes));
+  }
+
+  #refuseRate(direction: 'write' | 'read', w: SlidingWindow, bytes: number): never {
+    this.#fail(new RateLimitError('ERR_IO_RATE', `IO ${direction}`, w.limit, w.windowMs, w.used(), bytes, 'bytes'));
+  }
+
+  #fail(err: IoMeterError): never {
     if (!this.#exceeded) {
       this.#exceeded = true;
       this.#onExceeded?.(err);
     }
     throw err;
   }
+}
+
+function rateOf(v: unknown, name: string, clock: LimitClock): SlidingWindow | null {
+  if (v === undefined) return null;
+  if (typeof v !== 'object' || v === null) throw new InvalidArgTypeError(name, 'of type object ({ bytes, windowMs })', v);
+  const r = v as { bytes?: unknown; windowMs?: unknown };
+  return new SlidingWindow(amountOf(r.bytes, `${name}.bytes`), windowOf(r.windowMs, `${name}.windowMs`), clock);
 }
 
 function limitOf(v: unknown, name: string): number {

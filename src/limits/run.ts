@@ -40,6 +40,7 @@ import { AlertTracker, resolveThresholds, type AlertThresholds } from './alerts'
 import type { TaskFunction } from './context';
 import { CpuTimeError, TaskAbortedError, TaskCrashedError, TimeoutError } from './errors';
 import { resolveLimits } from './profiles';
+import { idleBreach, resolveSandbox, type SandboxOptions, type SandboxSettings } from './sandbox';
 import { TYPED_CODES, rebuildError } from './rebuild';
 import { Slot, SLOTS, currentTid, errorToData, threadCpuNs, type FinalUsage, type TaskSpec, type WorkerData, type WorkerMessage } from './shared';
 import type { Alert, ExitReason, LimitedResource, Limits, ProfileName, ResolvedLimits, Usage, UsageReport } from './types';
@@ -99,6 +100,8 @@ export interface RunOptions<I = unknown> {
    * create) it with. The report counts what the task reserved.
    */
   budget?: string | { name: string; limit?: Size };
+  /** Idle timeout, IO rates and open files of the task (see sandbox.ts). */
+  sandbox?: SandboxOptions;
 }
 
 /** What a successful run resolves with. */
@@ -187,6 +190,7 @@ interface ResolvedOptions {
   checkInterval: number;
   startupTimeout: number | null;
   budget: { name: string; limit: number | undefined } | null;
+  sandbox: SandboxSettings | null;
 }
 
 function resolveOptions(options: RunOptions | undefined): ResolvedOptions {
@@ -226,6 +230,7 @@ function resolveOptions(options: RunOptions | undefined): ResolvedOptions {
           ? null
           : validateNumber(o.startupTimeout, 'options.startupTimeout', 1, 2 ** 31 - 1),
     budget,
+    sandbox: resolveSandbox(o.sandbox),
   };
 }
 
@@ -346,7 +351,7 @@ class LimitedRun {
       return;
     }
     ensureSampler();
-    const data: WorkerData = {
+    const data: WorkerData & { sandbox: SandboxSettings | null } = {
       shared,
       task: spec,
       input: opts.input,
@@ -356,6 +361,7 @@ class LimitedRun {
       budget: opts.budget,
       publishMs: Math.max(5, opts.checkInterval),
       limits,
+      sandbox: opts.sandbox,
     };
     let worker: Worker;
     try {
@@ -478,6 +484,11 @@ class LimitedRun {
     this.#sampleCpu();
     if (l.cpuTime !== null && this.#cpuMs > l.cpuTime) {
       this.#decide({ reason: 'cpu', ok: false, error: new CpuTimeError(l.cpuTime, this.#cpuMs, this.#cpuSource) });
+      return;
+    }
+    const idle = idleBreach(this.#opts.sandbox, this.#view, performance.timeOrigin + this.#startedAt, performance.timeOrigin + now);
+    if (idle !== null) {
+      this.#decide({ reason: 'timeout', ok: false, error: idle });
       return;
     }
     try {
@@ -674,6 +685,10 @@ function reasonOf(error: Error): ExitReason {
   const code = codeOf(error);
   if (code === 'ERR_FUEL_EXHAUSTED') return 'fuel';
   if (code === 'ERR_IO_LIMIT') return 'io';
+  if (code === 'ERR_IO_RATE' || code === 'ERR_OPEN_FILES_LIMIT') return 'io';
+  if (code === 'ERR_MEMORY_GROWTH_RATE') return 'memory-growth';
+  if (code === 'ERR_THREADS_LIMIT') return 'threads';
+  if (code === 'ERR_CONNECTIONS_LIMIT' || code === 'ERR_NETWORK_RATE' || code === 'ERR_NETWORK_BYTES_LIMIT') return 'network';
   if (code === 'ERR_BUDGET_EXCEEDED') return 'budget';
   return 'error';
 }

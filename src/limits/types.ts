@@ -71,6 +71,12 @@ export type ExitReason =
   | 'rss'
   | 'fuel'
   | 'io'
+  /** A WebAssembly task trapped with its linear memory at its page limit. */
+  | 'wasm-memory'
+  /** A sandbox meter refused: memory growth rate, threads, or network (see sandbox.ts). */
+  | 'memory-growth'
+  | 'threads'
+  | 'network'
   /** A reservation through the run's byte budget was refused (`BudgetExceededError`). */
   | 'budget'
   | 'aborted'

@@ -34,6 +34,7 @@ import {
   type WorkerMessage,
 } from './shared';
 import type { ResolvedLimits } from './types';
+import { markActivity, sandboxIoOptions, type SandboxSettings } from './sandbox';
 
 if (isMainThread || parentPort === null) {
   throw new Error('resource-guard: limits/worker.js is the entry point of a task worker; runWithLimits starts it');
@@ -131,6 +132,7 @@ async function main(): Promise<void> {
 
   const fuel = new Fuel(data.fuel ?? Infinity, {
     onCheckpoint(used) {
+      markActivity(view, performance.timeOrigin + performance.now());
       view[Slot.fuelUsed] = used;
       publishHeap(false);
     },
@@ -148,6 +150,7 @@ async function main(): Promise<void> {
     onExceeded(err) {
       breach ??= err;
     },
+    ...sandboxIoOptions((data as WorkerData & { sandbox?: SandboxSettings | null }).sandbox, view, () => performance.timeOrigin + performance.now()),
   });
 
   let fn: (input: unknown, ctx: TaskContext) => unknown;

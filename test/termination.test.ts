@@ -1,0 +1,58 @@
+// A worker that is terminated at any point of a reservation or a release
+// gives back exactly what it held: no byte stays counted that no thread
+// holds, whatever the tier V8 runs the loop in. Each case runs a driver
+// process (so that --no-opt and --jitless apply to its workers) that
+// terminates workers at random points of budget loops and reports what the
+// budget still counts once they are all gone. The long soak of the same
+// driver (thousands of workers per flag) is scripts/termination-soak.js.
+import { execFile } from 'node:child_process';
+import * as path from 'node:path';
+import { promisify } from 'node:util';
+import { describe, expect, test } from 'vitest';
+
+const run = promisify(execFile);
+const PER_CASE = 20;
+const PER_CASE_SELF = 8;
+const driver = path.join(__dirname, 'fixtures', 'termination-driver.cjs');
+const dist = path.join(__dirname, '..', 'dist', 'index.js');
+const MODES = ['narrow', 'wide', 'narrow-release', 'wide-release', 'refuse', 'allocator', 'cache', 'exit', 'throw', 'oom'];
+/** How workers of the modes that end by themselves must have ended. */
+const ENDS: Record<string, Record<string, number>> = {
+  exit: {},
+  throw: { stop: PER_CASE_SELF },
+  oom: { ERR_WORKER_OUT_OF_MEMORY: PER_CASE_SELF },
+};
+const FLAGS: Array<[string, string[]]> = [
+  ['optimised', []],
+  ['--no-opt', ['--no-opt']],
+  ['--jitless', ['--jitless']],
+];
+
+describe.each(FLAGS)('workers terminated mid-operation (%s)', (_label, flags) => {
+  test.each(MODES)('%s: nothing is left counted', async (mode) => {
+    const seed = 0x5eed + MODES.indexOf(mode) * 7919 + flags.length * 104729;
+    const count = ENDS[mode] ? PER_CASE_SELF : PER_CASE;
+    const { stdout } = await run(process.execPath, [...flags, driver, dist, mode, String(count), String(seed)], {
+      timeout: 240_000,
+    });
+    const result = JSON.parse(stdout.trim().split('\n').pop()!);
+    expect(result).toMatchObject({ mode, count, held: 0, leaked: 0, used: 0 });
+    // The workers that end by themselves ended the way the mode says.
+    expect(result.ends).toEqual(ENDS[mode] ?? {});
+  });
+});
+
+test('runWithLimits breaches while the task holds and churns its budget leave nothing counted', async () => {
+  const count = 24; // time, fuel and heap breaches in turn
+  const { stdout } = await run(process.execPath, [path.join(__dirname, 'fixtures', 'termination-limits.cjs'), dist, String(count)], {
+    timeout: 240_000,
+  });
+  const result = JSON.parse(stdout.trim().split('\n').pop()!);
+  expect(result).toEqual({
+    count,
+    used: 0,
+    held: 0,
+    leaked: 0,
+    errors: { ERR_TIMEOUT: count / 2, ERR_FUEL_EXHAUSTED: count / 4, ERR_MEMORY_LIMIT: count / 4 },
+  });
+});
