@@ -22,7 +22,7 @@
 import { readFileSync, existsSync } from 'node:fs';
 import { availableParallelism, cpus as osCpus } from 'node:os';
 import { validateFunction, validateNumber, validateObject } from './validate';
-import { SnapshotField, cpuCount, ensureSampler, readCgroup, refreshSnapshot, sharedMemory, snapshotView } from './sampler';
+import { SnapshotField, acquireSampler, cpuCount, readCgroup, refreshSnapshot, sharedMemory, snapshotView } from './sampler';
 
 /** What a CPU load is measured on. */
 export type CpuBasis = 'process' | 'container';
@@ -199,6 +199,7 @@ export class CpuUsageTracker {
   readonly #src: Required<CpuUsageSource>;
   readonly #fixedQuota: boolean;
   #quota: number | null = null;
+  #release: (() => void) | null = null;
   #baseT = NaN;
   #baseU = NaN;
   #cores = NaN;
@@ -210,7 +211,12 @@ export class CpuUsageTracker {
     for (const k of ['containerUsageUs', 'processCores', 'quota', 'affinity', 'host', 'now'] as const) {
       if (s[k] !== undefined) validateFunction(s[k], `options.source.${k}`);
     }
-    if (s.processCores === undefined || s.host === undefined) ensureSampler();
+    if (s.processCores === undefined || s.host === undefined) {
+      // A hold of its own: the application's stopSampler() cannot blind it.
+      const release = acquireSampler();
+      this.#release = release;
+      holds.register(this, release, this);
+    }
     this.#src = {
       containerUsageUs: s.containerUsageUs ?? readContainerCpuUs,
       processCores: s.processCores ?? processCoresNow,
@@ -272,6 +278,18 @@ export class CpuUsageTracker {
     return { load, basis, cores, processCores, cpus, cpusSource, quota: quotaRaw, host: Number.isNaN(h) ? null : h };
   }
 
+  /** Gives back its hold on the sampler thread (idempotent); later reads still work from fresh reads. */
+  close(): void {
+    if (this.#release === null) return;
+    holds.unregister(this);
+    this.#release();
+    this.#release = null;
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+
   #quotaNow(): number | null {
     if (this.#fixedQuota) return this.#quota;
     const q = this.#src.quota();
@@ -282,6 +300,8 @@ export class CpuUsageTracker {
 function sane(x: unknown): number {
   return typeof x === 'number' && x >= 0 && x < Infinity ? x : NaN;
 }
+
+const holds = new FinalizationRegistry<() => void>((release) => release());
 
 let shared: CpuUsageTracker | null = null;
 
