@@ -55,7 +55,7 @@ describe('demo', () => {
     expect(probe.status, probe.stderr).toBe(0);
     const startRss = JSON.parse(probe.stdout.trim().split('\n').pop()!).startRss as number;
     const limit = startRss + 24 * 1024 * 1024;
-    const r = run(['--records', '2000000', '--workers', '2', '--memory-limit', String(limit)]);
+    const r = run(['--records', '2000000', '--workers', '2', '--memory-limit', `${limit}B`]);
     // Exit status 2: stopped at emergency.
     expect(r.status, r.stderr).toBe(2);
     expect(r.stdout).toMatch(/Stopped gracefully at emergency/);

@@ -6,7 +6,8 @@
  */
 import { binding } from '../binding';
 import { InvalidArgTypeError, InvalidArgValueError, OutOfRangeError, ResourceError } from '../errors';
-import { parseSize, validateFunction, validateObject } from '../validate';
+import { parseSize } from '../size';
+import { validateFunction, validateObject } from '../validate';
 
 /** 2^20: the "MB" of MemoryBudget messages, checkpoints and `*_MB` variables. */
 export const MiB = 1024 * 1024;
