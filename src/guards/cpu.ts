@@ -18,7 +18,7 @@ import { monitorEventLoopDelay, performance, type EventLoopUtilization, type Int
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CpuOverloadError, OutOfRangeError } from '../errors';
 import { sharedCpuTracker, type CpuUsageTracker } from '../cpu-usage';
-import { SnapshotField, cpuCount, ensureSampler, readCgroup, refreshSnapshot, sharedMemory, snapshotView } from '../sampler';
+import { SnapshotField, acquireSampler, cpuCount, readCgroup, refreshSnapshot, sharedMemory, snapshotView } from '../sampler';
 import { validateBoolean, validateFraction, validateNumber, validateOneOf } from '../validate';
 import { type Clock, monotonicClock, optionalClock, optionsObject, sane, validateSource } from './internal';
 
@@ -171,7 +171,12 @@ const RESOLUTION_MS = 10;
  * }
  * ```
  */
+/** Gives back the sampler hold of a monitor collected without close(). */
+const samplerHolds = new FinalizationRegistry<() => void>((release) => release());
+
 export class CpuMonitor extends EventEmitter<CpuMonitorEvents> {
+  /** Gives back this monitor's hold on the sampler; null once closed (or with an injected source). */
+  #release: (() => void) | null = null;
   readonly #high: number;
   readonly #critical: number;
   readonly #autoThrottle: boolean;
@@ -236,7 +241,10 @@ export class CpuMonitor extends EventEmitter<CpuMonitorEvents> {
     this.#clock = clock ?? monotonicClock;
     this.#tracker = source === null && basis === 'auto' ? sharedCpuTracker() : null;
     if (source === null) {
-      ensureSampler();
+      // The monitor's own hold on the sampler: another component's
+      // stopSampler() cannot stop it; close() (or collection) gives it back.
+      this.#release = acquireSampler();
+      samplerHolds.register(this, this.#release, this);
       let quota: number | null = null;
       try {
         quota = readCgroup().cpuQuota;
@@ -399,12 +407,22 @@ export class CpuMonitor extends EventEmitter<CpuMonitorEvents> {
     this.#inCritical = false;
   }
 
-  /** Stops the event-loop delay histogram. Sampling still works afterwards, without event-loop figures. */
+  /**
+   * Stops the event-loop delay histogram and gives back the monitor's hold
+   * on the sampler thread (which stops once no hold is left in the process).
+   * Idempotent. Sampling still answers afterwards, without event-loop
+   * figures, from the snapshot while anything else keeps the sampler
+   * running; with the sampler stopped, the load is unknown (NaN).
+   */
   close(): void {
     if (this.#histogram !== null) {
       this.#histogram.disable();
       this.#histogram = null;
     }
+    samplerHolds.unregister(this);
+    const release = this.#release;
+    this.#release = null;
+    release?.();
   }
 
   [Symbol.dispose](): void {

@@ -35,7 +35,7 @@ import { pathToFileURL } from 'node:url';
 import { Worker, type TransferListItem } from 'node:worker_threads';
 import { Budget } from '../budget';
 import { InvalidArgTypeError, InvalidArgValueError, MemoryLimitError, formatBytes } from '../errors';
-import { SnapshotField, ensureSampler, readRss, refreshSnapshot, snapshotView } from '../sampler';
+import { SnapshotField, acquireSampler, readRss, refreshSnapshot, snapshotView } from '../sampler';
 import { parseSize, validateFunction, validateNumber, validateObject, validateString, type Size } from '../validate';
 import { AlertTracker, resolveThresholds, type AlertThresholds } from './alerts';
 import type { TaskFunction } from './context';
@@ -326,6 +326,8 @@ class LimitedRun {
 
   readonly #limits: ResolvedLimits;
   readonly #opts: ResolvedOptions;
+  /** Gives back the run's hold on the sampler; null before the run starts and once settled. */
+  #releaseSampler: (() => void) | null = null;
   readonly #view: Float64Array;
   readonly #alerts: AlertTracker;
   readonly #alertLog: Alert[] = [];
@@ -368,7 +370,9 @@ class LimitedRun {
       this.#settle();
       return;
     }
-    ensureSampler();
+    // The run's own hold on the sampler (RSS growth and CPU are read from
+    // the snapshot), given back when the run settles.
+    this.#releaseSampler = acquireSampler();
     const data: WorkerData & { sandbox: SandboxSettings | null } = {
       shared,
       task: spec,
@@ -647,6 +651,9 @@ class LimitedRun {
   #settle(): void {
     const outcome = this.#outcome!;
     const report = this.#report(outcome);
+    const release = this.#releaseSampler;
+    this.#releaseSampler = null;
+    release?.();
     if (outcome.ok) {
       this.#resolve({ value: outcome.value, report });
       return;
