@@ -9,28 +9,17 @@ const os = require('node:os');
 const path = require('node:path');
 const { Bench } = require('./bench/harness');
 
-// Rows shown in the README's table (section, row); every row is in docs/benchmarks.md.
+// Rows shown in the README's summary (section, row), at most six; every row
+// is in docs/benchmarks.md. A row belongs here only if its median and ratio
+// reproduce within ±30 % from one run of `npm run bench` to the next on the
+// machine the README names.
 const SUMMARY = [
-  ['Current RSS', 'snapshot read from JS (snapshotView[rss])'],
-  ['peers: current RSS', 'resource-guard fresh read, vs process.memoryUsage.rss()'],
-  ['peers: current RSS', 'resource-guard fresh read, vs pidusage'],
   ['guards: hot memory check in a tight loop', 'MemoryGuard#ok() (RSS + V8 heap)'],
-  ['guards: hot memory check in a tight loop', 'MemoryGuard#ok(), same run, vs toobusy()'],
-  ['guards: hot memory check in a tight loop', 'MemoryGuard#ok(), same run, vs isUnderPressure()'],
-  ['peers: staleness', 'resource-guard snapshotView[rss]'],
-  ['Disk free', 'DiskReader.readInto() (kept-open fd, fstatvfs)'],
-  ['peers: disk free', 'resource-guard readDisk, vs check-disk-space'],
-  ['guards: disk space before a write', 'DiskSpaceGuard#checkBeforeWrite(4096)'],
-  ['System CPU sample', 'readSystemCpu() (kept-open /proc/stat)'],
-  ['guards: CPU load sample', 'CpuMonitor#sample() (1 s window kept by the sampler thread)'],
+  ['peers: current RSS', 'resource-guard fresh read, vs process.memoryUsage.rss()'],
   ['Budget reserve+release pair from JS', 'Budget tryReserve+release (limit < 4 GiB)'],
-  ['Budget reserve+release pair from JS', 'two N-API calls (binding.budgetReserve + budgetRelease)'],
+  ['System CPU sample', 'readSystemCpu() (kept-open /proc/stat)'],
   ['degradation: DegradationController.update()', 'update({ memory }) at a steady level'],
-  ['cache: BudgetedCache vs lru-cache', 'BudgetedCache get (hit)'],
   ['Bulkhead: one operation at a time', 'Bulkhead: await bulkhead.run(fn)'],
-  ['Fuel', 'loop with fuel.consume(1) (with a budget)'],
-  ['Bulkhead load test', 'success rate'],
-  ['Bulkhead load test', 'p99 wait'],
 ];
 
 async function main() {
@@ -45,11 +34,13 @@ async function main() {
   const started = Date.now();
   const machine = `${os.cpus()[0]?.model ?? 'unknown CPU'}, ${os.cpus().length} CPUs, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, ${os.type()} ${os.release()}`;
   console.log(`resource-guard benchmarks — Node ${process.version}, ${machine}`);
-  console.log(`medians of ${bench.options.reps} repetitions after ${bench.options.warmup} warm-up; ratios: > 1 means resource-guard is better`);
+  console.log(`each row: median [min – max] of ${bench.options.reps} rounds after ${bench.options.warmup} warm-up; the rows of a section take turns, in rotating order`);
   for (const file of suites) {
     if (only && !file.includes(only)) continue;
     await require(path.join(dir, file)).run(bench, lib);
+    await bench.flush();
   }
+  bench.finish();
   for (const [group, name] of SUMMARY) {
     const row = bench.rows.find((r) => r.group.startsWith(group) && r.name === name);
     if (row) row.summary = true;
@@ -58,6 +49,7 @@ async function main() {
   console.log(`\ncompleted in ${seconds} s`);
   if (!write) return;
   const date = new Date().toISOString();
+  const loadNote = `load average at the end of the run: ${os.loadavg().map((x) => x.toFixed(2)).join(', ')} (1, 5, 15 min) on ${os.cpus().length} CPUs`;
   const md = [
     '# Benchmarks',
     '',
@@ -66,7 +58,8 @@ async function main() {
     `- date: ${date}`,
     `- Node ${process.version}, ${process.platform}-${process.arch}`,
     `- machine: ${machine}`,
-    `- method: median of ${bench.options.reps} timed repetitions after ${bench.options.warmup} warm-up, each about ${bench.options.repMs} ms; ratios compare rows measured in the same run ("better" = faster, or fresher); the whole run took ${seconds} s`,
+    `- method: the rows of a section are timed together in ${bench.options.reps} rounds after ${bench.options.warmup} warm-up rounds; each round times every row once (about ${bench.options.repMs} ms each) and starts with a different row, so load that comes and goes on a shared machine falls on every row alike. A figure is the median of its rounds, with the lowest and highest round. A ratio is the median of the per-round ratios (round i against round i of the baseline), with its range; "better" = faster, or fresher. Rows measured by other means (worker throughput, staleness, the load test) give the median and range of their own repetitions. The whole run took ${seconds} s.`,
+    `- load: the machine is shared; ${loadNote}`,
     bench.markdown(),
     '',
   ].join('\n');
@@ -84,7 +77,7 @@ async function main() {
   if (text.includes(start) && text.includes(end)) {
     const table = [
       start,
-      `Measured ${date.slice(0, 10)} on ${machine}, Node ${process.version}; medians. Every row, and the method, in [docs/benchmarks.md](docs/benchmarks.md).`,
+      `Measured ${date.slice(0, 10)} on ${machine} (shared, ${loadNote.replace('load average at the end of the run: ', 'load average ')}), Node ${process.version}: median of ${bench.options.reps} rotating-order rounds with the lowest and highest. Every row, and the method, in [docs/benchmarks.md](docs/benchmarks.md).`,
       '',
       bench.summaryMarkdown(),
       end,
