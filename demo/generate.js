@@ -208,8 +208,9 @@ async function main() {
   // Every thread is loaded: this is the process's starting RSS.
   await Promise.race([Promise.all(ready), Promise.all(workers)]);
   const startRss = rg.readRss();
-  say(`resource-guard demo: ${opts.records.toLocaleString('en-US')} records, ${opts.workers} worker(s), memory limit ${MB(opts.memoryLimit)}, disk floor ${MB(opts.minFree)}`);
-  say(`  starting RSS ${MB(startRss)} (with the workers loaded); output in ${outDir}`);
+  say(`resource-guard demo: ${opts.records.toLocaleString('en-US')} records, ${opts.workers} worker thread(s)`);
+  say(`  memory limit ${MB(opts.memoryLimit)}, disk floor ${MB(opts.minFree)}, starting RSS ${MB(startRss)}`);
+  say(`  output in ${outDir}${keep ? '' : ' (removed at exit)'}`);
   t0 = performance.now();
   Atomics.store(ctl, 2, 1);
   Atomics.notify(ctl, 2);
