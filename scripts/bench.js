@@ -14,12 +14,12 @@ const { Bench } = require('./bench/harness');
 // reproduce within ±30 % from one run of `npm run bench` to the next on the
 // machine the README names.
 const SUMMARY = [
-  ['guards: hot memory check in a tight loop', 'MemoryGuard#ok() (RSS + V8 heap)'],
-  ['peers: current RSS', 'resource-guard fresh read, vs process.memoryUsage.rss()'],
-  ['Budget reserve+release pair from JS', 'Budget tryReserve+release (limit < 4 GiB)'],
-  ['System CPU sample', 'readSystemCpu() (kept-open /proc/stat)'],
-  ['degradation: DegradationController.update()', 'update({ memory }) at a steady level'],
-  ['Bulkhead: one operation at a time', 'Bulkhead: await bulkhead.run(fn)'],
+  ['guards: RSS growth seen with the event loop blocked', 'MemoryGuard snapshot (what ok() compares)'],
+  ['guards: full memory check', 'MemoryGuard#check() (fresh RSS + heap, status object)'],
+  ['guards: disk space before a write', 'DiskSpaceGuard#recordWrite(4096) (re-reads every 100)'],
+  ['peers: disk free', 'resource-guard readDisk, vs check-disk-space'],
+  ['degradation: DegradationController.update()', 'update() with all five readings, steady'],
+  ['Bulkhead load test', 'p99 wait'],
 ];
 
 async function main() {

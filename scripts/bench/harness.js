@@ -237,11 +237,9 @@ class Bench {
 
   /** Markdown table of the rows marked `summary`, for the README. */
   summaryMarkdown() {
-    const out = ['| operation | resource-guard (median, range) | compared with (median) | ratio (median, range) |', '|---|---:|---|---:|'];
+    const out = ['| section | operation | resource-guard: median (range) | compared with | ratio: median (range) |', '|---|---|---:|---|---:|'];
     for (const r of this.rows.filter((x) => x.summary)) {
-      const base = r.baseline ? this.rows.find((b) => b.group === r.group && b.name === r.baseline) : null;
-      const versus = base ? `${base.name}: ${formatValue(base.median, base.unit)}` : '';
-      out.push(`| ${r.name} | ${formatFigure(r)} | ${versus} | ${formatRatioRange(r)} |`);
+      out.push(`| ${r.group} | ${r.name} | ${formatFigure(r)} | ${r.baseline ?? ''} | ${formatRatioRange(r)} |`);
     }
     return out.join('\n');
   }
