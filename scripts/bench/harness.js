@@ -235,11 +235,21 @@ class Bench {
     console.log(`  ${row.name.padEnd(58)} ${figure}`);
   }
 
-  /** Markdown table of the rows marked `summary`, for the README. */
+  /**
+   * Markdown table of the rows marked `summary` (in the order of their mark),
+   * for the README: ratios only (compared in the same rounds), or for rows in
+   * other units the figure itself, as absolute times on a shared machine do
+   * not reproduce from run to run.
+   */
   summaryMarkdown() {
-    const out = ['| section | operation | resource-guard: median (range) | compared with | ratio: median (range) |', '|---|---|---:|---|---:|'];
-    for (const r of this.rows.filter((x) => x.summary)) {
-      out.push(`| ${r.group} | ${r.name} | ${formatFigure(r)} | ${r.baseline ?? ''} | ${formatRatioRange(r)} |`);
+    const out = ['| operation | compared with | result: median (lowest – highest round) |', '|---|---|---|'];
+    const rows = this.rows.filter((x) => x.summary).sort((a, b) => Number(a.summary) - Number(b.summary));
+    for (const r of rows) {
+      const base = r.baseline ? this.rows.find((b) => b.group === r.group && b.name === r.baseline) : null;
+      let result;
+      if (r.unit === 'ns/op' && r.ratio !== undefined) result = formatRatioRange(r);
+      else result = `${formatFigure(r)}${base ? `; ${base.name}: ${formatValue(base.median, base.unit)}` : ''}`;
+      out.push(`| ${r.name} | ${base ? base.name : ''} | ${result} |`);
     }
     return out.join('\n');
   }
@@ -312,11 +322,12 @@ function formatRatio(r) {
 
 function formatRatioRange(r) {
   if (r.ratio === undefined) return '';
-  const bare = (x) => (x >= 1 ? x.toFixed(x >= 10 ? 0 : 1) : (1 / x).toFixed(x <= 0.1 ? 0 : 1));
   if (r.ratioMin === undefined || r.ratioMin === r.ratioMax) return formatRatio(r.ratio);
-  // The range is given in the direction of the median ratio.
-  const lo = r.ratio >= 1 ? r.ratioMin : r.ratioMax;
-  const hi = r.ratio >= 1 ? r.ratioMax : r.ratioMin;
+  const bare = (x) => (x >= 1 ? x.toFixed(x >= 10 ? 0 : 1) : (1 / x).toFixed(x <= 0.1 ? 0 : 1));
+  // A range on both sides of 1 names its direction at each end.
+  if (r.ratioMin < 1 && r.ratioMax >= 1) return `${formatRatio(r.ratio)} (${formatRatio(r.ratioMin)} – ${formatRatio(r.ratioMax)})`;
+  // Otherwise the range is given in the direction of the median ratio, nearest to 1 first.
+  const [lo, hi] = r.ratio >= 1 ? [r.ratioMin, r.ratioMax] : [r.ratioMax, r.ratioMin];
   return `${formatRatio(r.ratio)} (${bare(lo)}–${bare(hi)})`;
 }
 
