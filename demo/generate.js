@@ -177,8 +177,9 @@ async function main() {
   const tty = Boolean(process.stdout.isTTY) && !opts.json && !opts.quiet;
   // The status line is redrawn in place on a terminal, so it must never wrap:
   // it is cut to the terminal's width (80 when that is unknown or not a
-  // terminal), less one column, as some terminals wrap on the last one.
-  const columns = () => Math.max(20, (tty && process.stdout.columns) || 80) - 1;
+  // terminal), less three columns: one because some terminals wrap on the
+  // last column, two for the "^C" a terminal echoes on Ctrl-C.
+  const columns = () => Math.max(20, (tty && process.stdout.columns) || 80) - 3;
   const say = (line) => {
     if (!opts.json) console.log(line);
   };
@@ -325,8 +326,9 @@ async function main() {
     if (interrupted) {
       say('Interrupted: every thread finished the batch it was writing and closed its file.');
     } else if (stopReason) {
-      say(`Stopped gracefully at ${stopReason}: memory or disk reached the emergency threshold.`);
-      say('  Every thread finished the batch it was writing and closed its file; nothing is half-written.');
+      say(`Stopped gracefully at ${stopReason}.`);
+      say('  Memory or disk reached the emergency threshold. Every thread finished the');
+      say('  batch it was writing and closed its file: nothing is half-written.');
     } else {
       say('Done: every record was written.');
     }
