@@ -28,8 +28,8 @@
  * that Node fails to stop within {@link EXIT_GRACE_MS} of `terminate()`
  * (seen on Node 24 and 26 with a thread stuck at its heap limit). The run
  * then settles anyway with the outcome already decided, the worker is
- * unref'd so it cannot keep the process alive, `activeRuns()` counts it
- * until it exits, and a `RG_WORKER_UNRESPONSIVE` process warning says so.
+ * unref'd so it cannot keep the process alive, `abandonedWorkers()` counts
+ * it until it exits, and a `RG_WORKER_UNRESPONSIVE` process warning says so.
  *
  * Heap: the young generation is sized from the heap limit
  * ({@link youngGenerationMb}). Left at the process default (192 MiB on Node
@@ -177,10 +177,21 @@ const THREAD_CLOCK = currentTid() > 0;
 
 /** Runs in progress (each owns one live worker). */
 const live = new Set<LimitedRun>();
+/** Settled runs whose worker did not exit after terminate() (see EXIT_GRACE_MS). */
+const abandoned = new Set<LimitedRun>();
 
-/** Number of limited runs whose worker has not exited yet. */
+/** Number of limited runs in progress: not settled, or settled and waiting for their worker to exit. */
 export function activeRuns(): number {
   return live.size;
+}
+
+/**
+ * Number of task worker threads that did not exit after `terminate()` and
+ * were left behind when their run settled (Node 24 and 26 can leave a worker
+ * stuck at its heap limit). Each still holds its memory; 0 in a healthy process.
+ */
+export function abandonedWorkers(): number {
+  return abandoned.size;
 }
 
 /**
@@ -500,6 +511,7 @@ class LimitedRun {
 
   #onExit(code: number): void {
     live.delete(this);
+    abandoned.delete(this);
     this.#exited = true;
     clearTimeout(this.#graceTimer);
     if (this.#outcome === null) this.#decide({ reason: 'crashed', ok: false, error: new TaskCrashedError(code) });
@@ -713,9 +725,11 @@ class LimitedRun {
   #abandon(): void {
     if (this.#exited || this.#settled) return;
     this.#worker?.unref();
+    live.delete(this);
+    abandoned.add(this);
     process.emitWarning(
       `runWithLimits: a task worker did not exit within ${EXIT_GRACE_MS} ms of terminate() (run ended by ${this.#outcome?.reason}); ` +
-        'the run settled without it. The thread is unref\'d and counted by activeRuns() until it exits',
+        'the run settled without it. The thread is unref\'d and counted by abandonedWorkers() until it exits',
       { code: 'RG_WORKER_UNRESPONSIVE' },
     );
     this.#settle();
