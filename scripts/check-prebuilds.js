@@ -7,6 +7,7 @@ const path = require('node:path');
 
 const EXPECTED = {
   'linux-x64': ['resource-guard.glibc.node', 'resource-guard.musl.node'],
+  'linux-arm64': ['resource-guard.glibc.node'],
   'darwin-arm64': ['resource-guard.node'],
   'darwin-x64': ['resource-guard.node'],
   'win32-x64': ['resource-guard.node'],

@@ -14,6 +14,13 @@ const os = require('node:os');
 const path = require('node:path');
 
 const root = path.join(__dirname, '..');
+// Every prebuild .ci/run builds and tests on this machine: linux-x64 natively,
+// linux-arm64 under qemu-user, win32-x64 under Wine (scripts/cross-prebuild.sh).
+// RG_PACK_PREBUILDS (comma-separated) replaces the list, e.g. on a machine
+// without the cross toolchains: RG_PACK_PREBUILDS=linux-x64/resource-guard.glibc.node
+const EXPECTED_PREBUILDS = process.env.RG_PACK_PREBUILDS
+  ? process.env.RG_PACK_PREBUILDS.split(',').filter(Boolean)
+  : ['linux-x64/resource-guard.glibc.node', 'linux-arm64/resource-guard.glibc.node', 'win32-x64/resource-guard.node'];
 const work = fs.mkdtempSync(path.join(os.tmpdir(), 'rg-pack-'));
 let passed = 0;
 let failed = 0;
@@ -93,6 +100,27 @@ try {
   // ---- 1. prebuilt, no toolchain --------------------------------------------------
   const tarball = pack(path.join(work, 'with-prebuilds'));
   const listing = run('tar', ['-tzf', tarball]);
+  check('tarball ships every prebuild built and tested on this machine', () => {
+    for (const want of EXPECTED_PREBUILDS) {
+      if (!listing.includes(`package/prebuilds/${want}\n`)) throw new Error(`missing prebuilds/${want}`);
+      console.log(`       prebuilds/${want}`);
+    }
+  });
+  check('tarball ships LICENSE, CHANGELOG.md and the sources its source maps point to', () => {
+    for (const want of ['package/LICENSE', 'package/CHANGELOG.md', 'package/src/index.ts']) {
+      if (!listing.includes(`${want}\n`)) throw new Error(`missing ${want}`);
+    }
+    const files = new Set(listing.split('\n'));
+    const maps = [...files].filter((f) => f.endsWith('.js.map'));
+    if (maps.length === 0) throw new Error('no source maps in dist/');
+    for (const m of maps) {
+      const map = JSON.parse(run('tar', ['-xzOf', tarball, m]));
+      for (const src of map.sources) {
+        const target = path.posix.normalize(path.posix.join(path.posix.dirname(m), map.sourceRoot || '', src));
+        if (!files.has(target)) throw new Error(`${m} points to ${target}, which is not in the tarball`);
+      }
+    }
+  });
   check('tarball ships dist, native sources, binding.gyp and prebuilds, not build/', () => {
     for (const want of ['package/dist/index.js', 'package/dist/index.mjs', 'package/dist/index.d.ts', 'package/binding.gyp', 'package/native/addon.cc']) {
       if (!listing.includes(want)) throw new Error(`missing ${want}`);

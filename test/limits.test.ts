@@ -136,7 +136,8 @@ describe('each limit trips in a real worker', () => {
     expect(err).toBeInstanceOf(MemoryLimitError);
     expect(err).toMatchObject({ code: 'ERR_MEMORY_LIMIT', kind: 'heap', limit: 16 * MiB });
     expect((err as unknown as MemoryLimitError).current).toBeGreaterThanOrEqual(16 * MiB);
-    expect((err.cause as { code?: string }).code).toBe('ERR_WORKER_OUT_OF_MEMORY');
+    // ERR_WORKER_HEAP_RUNAWAY: Node 24/26 left the worker stuck at its limit (see limits-heap.test.ts).
+    expect(['ERR_WORKER_OUT_OF_MEMORY', 'ERR_WORKER_HEAP_RUNAWAY']).toContain((err.cause as { code?: string }).code);
     const r = expectCompleteReport(err.report, 'heap');
     expect(r.peakHeap).toBeGreaterThanOrEqual(16 * MiB);
     expect(r.heapSizeLimit).toBeGreaterThanOrEqual(16 * MiB);

@@ -6,6 +6,7 @@
  */
 export {
   runWithLimits,
+  abandonedWorkers,
   activeRuns,
   taskWorkerPath,
   type Task,

@@ -24,7 +24,18 @@
  * work running at the same time counts too.
  *
  * A run settles only after its worker has exited, so a settled run never
- * leaves a thread, a timer or a port behind.
+ * leaves a thread, a timer or a port behind; with one exception: a worker
+ * that Node fails to stop within {@link EXIT_GRACE_MS} of `terminate()`
+ * (seen on Node 24 and 26 with a thread stuck at its heap limit). The run
+ * then settles anyway with the outcome already decided, the worker is
+ * unref'd so it cannot keep the process alive, `abandonedWorkers()` counts
+ * it until it exits, and a `RG_WORKER_UNRESPONSIVE` process warning says so.
+ *
+ * Heap: the young generation is sized from the heap limit
+ * ({@link youngGenerationMb}). Left at the process default (192 MiB on Node
+ * 24, 96 MiB on 26), one scavenge can promote more than the old generation's
+ * limit plus the 16 MiB of slack Node grants at the limit, and V8 then aborts
+ * the whole process ("FATAL ERROR: Reached heap limit").
  *
  * @module
  */
@@ -120,6 +131,26 @@ export type LimitedRunError = Error & { report: UsageReport };
 const DEFAULT_CHECK_MS = 10;
 const DEFAULT_STARTUP_MS = 30_000;
 const DEFAULT_USAGE_MS = 100;
+/** How long a terminated worker may take to exit before the run settles without it. */
+export const EXIT_GRACE_MS = 2_000;
+/**
+ * Process RSS growth beyond the heap limit (plus the young generation and
+ * V8's slack) that, while the worker no longer answers, shows the heap limit
+ * was passed without V8 stopping the worker.
+ */
+const HEAP_RUNAWAY_MARGIN = 32 * 1024 * 1024;
+/** How long a heap statistics request may stay unanswered before the worker counts as unresponsive. */
+const HEAP_QUERY_STALE_MS = 1_000;
+
+/**
+ * Young generation size (MiB) for a worker whose old generation is limited
+ * to `heapMb`: an eighth of it, between 1 and 16 MiB. Small enough that a
+ * scavenge's promotions fit in the slack V8 is given at the limit, large
+ * enough not to slow an allocating task down for big limits.
+ */
+export function youngGenerationMb(heapMb: number): number {
+  return Math.min(16, Math.max(1, Math.floor(heapMb / 8)));
+}
 
 let workerScript: string | undefined;
 
@@ -153,10 +184,21 @@ const THREAD_CLOCK = currentTid() > 0;
 
 /** Runs in progress (each owns one live worker). */
 const live = new Set<LimitedRun>();
+/** Settled runs whose worker did not exit after terminate() (see EXIT_GRACE_MS). */
+const abandoned = new Set<LimitedRun>();
 
-/** Number of limited runs whose worker has not exited yet. */
+/** Number of limited runs in progress: not settled, or settled and waiting for their worker to exit. */
 export function activeRuns(): number {
   return live.size;
+}
+
+/**
+ * Number of task worker threads that did not exit after `terminate()` and
+ * were left behind when their run settled (Node 24 and 26 can leave a worker
+ * stuck at its heap limit). Each still holds its memory; 0 in a healthy process.
+ */
+export function abandonedWorkers(): number {
+  return abandoned.size;
 }
 
 /**
@@ -351,7 +393,14 @@ class LimitedRun {
   #startupTimer: NodeJS.Timeout | undefined;
   #taskTimer: NodeJS.Timeout | undefined;
   #checkTimer: NodeJS.Timeout | undefined;
+  #graceTimer: NodeJS.Timeout | undefined;
   #onAbort: (() => void) | undefined;
+  #settled = false;
+  #exited = false;
+  /** When the pending worker heap query was sent (this thread's clock), or null. */
+  #heapQueryAt: number | null = null;
+  /** The worker's heap as it last answered, or NaN. */
+  #workerHeap = NaN;
 
   constructor(spec: TaskSpec, limits: ResolvedLimits, opts: ResolvedOptions, script: string) {
     this.promise = new Promise<RunResult>((resolve, reject) => {
@@ -390,7 +439,13 @@ class LimitedRun {
       worker = new Worker(script, {
         workerData: data,
         transferList: opts.transferList as TransferListItem[] | undefined,
-        resourceLimits: limits.heap === null ? undefined : { maxOldGenerationSizeMb: limits.heap / (1024 * 1024) },
+        resourceLimits:
+          limits.heap === null
+            ? undefined
+            : {
+                maxOldGenerationSizeMb: limits.heap / (1024 * 1024),
+                maxYoungGenerationSizeMb: youngGenerationMb(limits.heap / (1024 * 1024)),
+              },
       });
     } catch (err) {
       this.#decide({ reason: 'error', ok: false, error: err as Error });
@@ -484,8 +539,52 @@ class LimitedRun {
 
   #onExit(code: number): void {
     live.delete(this);
+    abandoned.delete(this);
+    this.#exited = true;
+    clearTimeout(this.#graceTimer);
     if (this.#outcome === null) this.#decide({ reason: 'crashed', ok: false, error: new TaskCrashedError(code) });
     this.#settle();
+  }
+
+  /**
+   * Heap runaway: V8 should stop a worker at its heap limit, but on some Node
+   * lines the thread gets stuck there, still growing, and never exits. That
+   * shows as the process's RSS growing far past the heap limit while the
+   * worker no longer answers a heap statistics request (or answers above
+   * its limit). Needs `worker.getHeapStatistics()` (Node >= 22.16).
+   */
+  #checkHeapRunaway(now: number): boolean {
+    const heap = this.#limits.heap;
+    const worker = this.#worker;
+    if (heap === null || worker === null) return false;
+    const query = (worker as Worker & { getHeapStatistics?: () => Promise<{ used_heap_size: number }> }).getHeapStatistics;
+    if (typeof query !== 'function') return false;
+    if (this.#heapQueryAt === null) {
+      this.#heapQueryAt = now;
+      query.call(worker).then(
+        (s) => {
+          this.#heapQueryAt = null;
+          this.#workerHeap = s.used_heap_size;
+        },
+        () => undefined,
+      );
+    }
+    const heapMb = heap / (1024 * 1024);
+    const ceiling = heap + (youngGenerationMb(heapMb) + 16) * 1024 * 1024 + HEAP_RUNAWAY_MARGIN;
+    if (this.#rssDelta <= ceiling) return false;
+    const stale = this.#heapQueryAt !== null && now - this.#heapQueryAt >= HEAP_QUERY_STALE_MS;
+    if (!stale && !(this.#workerHeap > heap)) return false;
+    const used = Math.max(this.#view[Slot.heapPeak]!, this.#workerHeap || 0, heap);
+    const e = new MemoryLimitError(
+      used,
+      heap,
+      'heap',
+      `The task's V8 heap passed its limit of ${formatBytes(heap)} and V8 did not stop its worker ` +
+        `(the process grew by ${formatBytes(this.#rssDelta)}); the worker was terminated`,
+    );
+    e.cause = Object.assign(new Error('heap limit passed without ERR_WORKER_OUT_OF_MEMORY'), { code: 'ERR_WORKER_HEAP_RUNAWAY' });
+    this.#decide({ reason: 'heap', ok: false, error: e });
+    return true;
   }
 
   /** Periodic check while the task runs: RSS, CPU, alerts, usage callback. */
@@ -501,6 +600,7 @@ class LimitedRun {
       this.#decide({ reason: 'rss', ok: false, error: rssError(this.#rssDelta, l.rssGrowth) });
       return;
     }
+    if (this.#checkHeapRunaway(now)) return;
     // Sampled on every check, also without a CPU limit: once the thread has
     // gone (a heap breach) the last figure is the report's.
     this.#sampleCpu();
@@ -645,10 +745,32 @@ class LimitedRun {
     }
     // Terminate in every case: a task may leave timers or sockets that would
     // keep its worker alive after it settled.
-    this.#worker?.terminate().catch(() => undefined);
+    const worker = this.#worker;
+    if (worker !== null && !this.#exited) {
+      worker.terminate().catch(() => undefined);
+      // The caller never waits forever on a worker Node cannot stop.
+      this.#graceTimer = setTimeout(() => this.#abandon(), EXIT_GRACE_MS);
+      this.#graceTimer.unref?.();
+    }
+  }
+
+  /** The worker did not exit after terminate(): settle without it. */
+  #abandon(): void {
+    if (this.#exited || this.#settled) return;
+    this.#worker?.unref();
+    live.delete(this);
+    abandoned.add(this);
+    process.emitWarning(
+      `runWithLimits: a task worker did not exit within ${EXIT_GRACE_MS} ms of terminate() (run ended by ${this.#outcome?.reason}); ` +
+        'the run settled without it. The thread is unref\'d and counted by abandonedWorkers() until it exits',
+      { code: 'RG_WORKER_UNRESPONSIVE' },
+    );
+    this.#settle();
   }
 
   #settle(): void {
+    if (this.#settled) return;
+    this.#settled = true;
     const outcome = this.#outcome!;
     const report = this.#report(outcome);
     const release = this.#releaseSampler;
