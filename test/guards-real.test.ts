@@ -8,25 +8,33 @@ import { readRss } from '../src/sampler';
 const MiB = 1024 * 1024;
 
 describe('MemoryGuard against real memory', () => {
-  it('stops a synchronous allocating loop before RSS grows by 128 MiB, with the event loop blocked', () => {
+  // Deterministic on a loaded machine: the loop allocates only until a fresh
+  // read shows RSS past the limit (with a margin), then keeps calling ok()
+  // without allocating until it says no; the 60 s bound is only reached if
+  // the guard never notices. So how far RSS grows does not depend on how
+  // soon the sampler thread gets a core.
+  it('stops a synchronous allocating loop past its limit, with the event loop blocked', () => {
     const base = readRss();
-    const guard = new MemoryGuard({ hardLimit: base + 64 * MiB, heap: false });
+    const limit = base + 64 * MiB;
+    const guard = new MemoryGuard({ hardLimit: limit, heap: false });
     let eventLoopRan = false;
     setImmediate(() => {
       eventLoopRan = true;
     });
     const keep: Buffer[] = [];
     let stopped = false;
-    for (;;) {
+    let crossed = false;
+    const bound = process.hrtime.bigint() + 60_000_000_000n;
+    while (process.hrtime.bigint() < bound) {
       if (!guard.ok()) {
         stopped = true;
         break;
       }
+      if (crossed) continue;
       const b = Buffer.allocUnsafe(MiB);
       for (let i = 0; i < b.length; i += 4096) b[i] = 1; // touch every page
       keep.push(b);
-      // Safety net only: if the guard never trips, stop long before harm and fail below.
-      if (keep.length >= 1024) break;
+      crossed = readRss() > limit + 8 * MiB;
     }
     const grown = readRss() - base;
     expect(eventLoopRan).toBe(false); // the loop never yielded
@@ -35,11 +43,12 @@ describe('MemoryGuard against real memory', () => {
     expect(grown).toBeLessThan(128 * MiB);
     expect(keep.length).toBeGreaterThan(32);
     expect(guard.check().exceedsHard).toBe(true);
+    guard.close();
   });
 });
 
 describe('MemoryGuard without shared memory (the fallback for runtimes that refuse external buffers)', () => {
-  it('still stops a blocked allocating loop before RSS grows by 128 MiB', () => {
+  it('still stops a blocked allocating loop past its limit', () => {
     const script = `
       const sampler = require(${JSON.stringify(path.join(__dirname, '..', 'dist', 'sampler.js'))});
       const { MemoryGuard } = require(${JSON.stringify(path.join(__dirname, '..', 'dist', 'guards', 'index.js'))});
@@ -47,12 +56,15 @@ describe('MemoryGuard without shared memory (the fallback for runtimes that refu
       const guard = new MemoryGuard({ hardLimit: base + 64 * 1048576 });
       const keep = [];
       let stopped = false;
-      for (;;) {
+      let crossed = false;
+      const bound = process.hrtime.bigint() + 60000000000n;
+      while (process.hrtime.bigint() < bound) {
         if (!guard.ok()) { stopped = true; break; }
+        if (crossed) continue;
         const b = Buffer.allocUnsafe(1048576);
         for (let i = 0; i < b.length; i += 4096) b[i] = 1;
         keep.push(b);
-        if (keep.length >= 1024) break;
+        crossed = sampler.readRss() > base + 72 * 1048576;
       }
       console.log(JSON.stringify({ shared: sampler.sharedMemory, stopped, grown: sampler.readRss() - base }));`;
     const r = spawnSync(process.execPath, ['-e', script], {
