@@ -72,15 +72,32 @@ test.each(subpaths.map((s) => s.slice(1)))('resource-guard%s resolves for requir
   expect(out.cjsKeys).toEqual(declared);
 });
 
-test('the sampler entry loads neither the task runner, the metrics nor the guards', () => {
+// Modules of dist/ that loading `specifier` in a fresh process loads.
+function loadedBy(specifier: string): string[] {
   const script = `
-    require('resource-guard/sampler');
+    require('${specifier}');
     const dist = require('node:path').join(process.cwd(), 'dist');
     console.log(JSON.stringify(Object.keys(require.cache).filter((f) => f.startsWith(dist)).map((f) => f.slice(dist.length + 1)).sort()));
   `;
-  const loaded: string[] = JSON.parse(execFileSync(process.execPath, ['-e', script], { cwd: root, encoding: 'utf8' }));
+  return JSON.parse(execFileSync(process.execPath, ['-e', script], { cwd: root, encoding: 'utf8' }));
+}
+
+test('the sampler entry loads neither the task runner, the metrics nor the guards', () => {
+  const loaded = loadedBy('resource-guard/sampler');
   expect(loaded).toContain('sampler.js');
   for (const heavy of ['limits/run.js', 'metrics.js', 'bulkhead.js', 'pool.js', 'guards/index.js', 'health.js']) {
     expect(loaded).not.toContain(heavy);
   }
+});
+
+test('the guards entry loads neither the task runner nor the metrics', () => {
+  const loaded = loadedBy('resource-guard/guards');
+  expect(loaded).toContain('guards/index.js');
+  for (const heavy of ['limits/run.js', 'limits/index.js', 'metrics.js', 'bulkhead.js', 'pool.js', 'cache.js']) {
+    expect(loaded).not.toContain(heavy);
+  }
+});
+
+test('the root entry loads no subpath entry (one set of modules, as before)', () => {
+  expect(loadedBy('resource-guard').filter((f) => f.startsWith('entries'))).toEqual([]);
 });

@@ -7,7 +7,17 @@ const { execFileSync } = require('node:child_process');
 const path = require('node:path');
 
 const script = path.join(__dirname, '..', 'workers', 'require-cost.js');
-const ENTRIES = ['resource-guard', 'resource-guard/sampler', 'resource-guard/degradation', 'resource-guard/budget', 'resource-guard/cache', 'resource-guard/health'];
+const ENTRIES = [
+  'resource-guard',
+  'resource-guard/sampler',
+  'resource-guard/degradation',
+  'resource-guard/budget',
+  'resource-guard/cache',
+  'resource-guard/health',
+  'resource-guard/metrics',
+  'resource-guard/guards',
+  'resource-guard/limits',
+];
 
 function measure(specifier) {
   const out = execFileSync(process.execPath, ['--expose-gc', script, specifier], { encoding: 'utf8' });
