@@ -486,6 +486,7 @@ void mark_stopped(SamplerState& st) {
   store(kSnapSysLoad, NAN);
   store(kSnapProcessLoad, NAN);
   store(kSnapRunning, 0);
+  store(kSnapStops, g_region.snapshot[kSnapStops].load(std::memory_order_relaxed) + 1);
   g_region.snapshot[kSnapSeq].store(seq + 2, std::memory_order_release);
 }
 

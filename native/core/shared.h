@@ -34,6 +34,8 @@ enum SnapshotField : int {
   kSnapCpuCount,      // logical CPUs online
   kSnapRunning,       // 1 while the sampler thread runs
   kSnapLoadWindowMs,  // the span the two load figures cover
+  kSnapStops,         // times the thread stopped; each stop is one more
+                      // sequence-locked write, so seq == 2 * (samples + stops)
   kSnapshotFieldCount
 };
 constexpr int kSnapshotSlots = 32;  // room to grow without moving budgets

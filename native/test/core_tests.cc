@@ -913,15 +913,17 @@ bool read_snapshot(double out[kSnapshotSlots]) {
 double snap_field(int field) { return region().snapshot[field].load(std::memory_order_acquire); }
 
 // Checks of one consistent snapshot. Every sample (thread or sample_now)
-// bumps seq by 2 and `samples` by 1, both from zero, so in a consistent copy
-// seq == 2 * samples: a torn read would break it.
+// bumps seq by 2 and `samples` by 1, and every stop bumps seq by 2 and
+// `stops` by 1, all from zero, so in a consistent copy
+// seq == 2 * (samples + stops): a torn read would break it. A stopped
+// sampler leaves RSS unknown (NaN) until the next sample.
 struct SnapshotCheck {
   int bad_seq = 0, torn = 0, bad_values = 0, backwards = 0;
   double last_seq = -1, last_ts = -1;
   void take(const double* s) {
     if (std::fmod(s[kSnapSeq], 2.0) != 0) ++bad_seq;
-    if (s[kSnapSeq] != 2 * s[kSnapSamples]) ++torn;
-    if (!(s[kSnapRss] > 0) || !(s[kSnapCpuCount] >= 1) || !(s[kSnapTimestampMs] > 0) ||
+    if (s[kSnapSeq] != 2 * (s[kSnapSamples] + s[kSnapStops])) ++torn;
+    if (!(s[kSnapRss] > 0 || (s[kSnapRunning] == 0 && std::isnan(s[kSnapRss]))) || !(s[kSnapCpuCount] >= 1) || !(s[kSnapTimestampMs] > 0) ||
         !(s[kSnapErrors] >= 0 && s[kSnapErrors] <= s[kSnapSamples]) ||
         !(std::isnan(s[kSnapSysLoad]) || (s[kSnapSysLoad] >= 0 && s[kSnapSysLoad] <= 1)) ||
         !(std::isnan(s[kSnapProcessLoad]) || s[kSnapProcessLoad] >= 0) || !(s[kSnapLoadWindowMs] >= 0)) {
@@ -1109,7 +1111,7 @@ void test_sampler_cycles() {
         sampler_acquire();
         // Between our acquire and release, the sampler runs.
         if (sampler_users() < 1 || snap_field(kSnapRunning) != 1.0) ++violations;
-        if (!read_snapshot(s) || s[kSnapSeq] != 2 * s[kSnapSamples]) ++torn;
+        if (!read_snapshot(s) || s[kSnapSeq] != 2 * (s[kSnapSamples] + s[kSnapStops])) ++torn;
         pause();
         if (snap_field(kSnapRunning) != 1.0) ++violations;
         sampler_release();
