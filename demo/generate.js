@@ -22,17 +22,31 @@ const HELP = `Usage: npm start -- [options]
   --batch N            records per batch at level normal       default 5000
   --window N           batches a thread keeps at level reduced default 8
                        (at normal it keeps what the shared budget allows)
-  --out DIR            output directory                        default a new temp directory
+  --out DIR            output directory, kept after the run    default a new
+                       directory under the system temp dir, removed at exit
   --json               print the summary as JSON (for scripts)
   --quiet              no status line, only the summary
   -h, --help           this text
 
-Sizes take decimal (kB, MB, GB = powers of 1000) or binary (KiB, MiB, GiB =
-powers of 1024) units. Try \`--memory-limit 256MB\` to watch it degrade and
+Sizes need a unit: decimal (kB, MB, GB = powers of 1000), binary (KiB, MiB,
+GiB = powers of 1024) or B for bytes. Try \`--memory-limit 256MB\` to watch it degrade and
 recover, or a limit ~20 MB above the starting RSS it prints (the RSS with
 its worker threads loaded) to see it reach emergency and stop gracefully.
 Exit status: 0 when every record was written, 2 when it stopped at emergency,
 1 on a bad flag or an error.`;
+
+/**
+ * A size flag. A bare number is refused: `--memory-limit 512` could mean 512
+ * bytes or 512 MiB, and guessing wrong either kills the run at once or never
+ * limits it.
+ */
+function size(value, flag) {
+  if (/^\s*\d+(?:\.\d+)?(?:e\d+)?\s*$/i.test(value)) {
+    const v = value.trim();
+    throw new Error(`${flag} ${v} has no unit: did you mean ${flag} ${v}MiB (or ${v}MB)? Write ${v}B for bytes`);
+  }
+  return rg.parseSize(value, flag);
+}
 
 function parseArgs(argv) {
   const o = {
@@ -72,11 +86,11 @@ function parseArgs(argv) {
         i++;
         break;
       case '--memory-limit':
-        o.memoryLimit = rg.parseSize(take(i, a), a);
+        o.memoryLimit = size(take(i, a), a);
         i++;
         break;
       case '--min-free':
-        o.minFree = rg.parseSize(take(i, a), a);
+        o.minFree = size(take(i, a), a);
         i++;
         break;
       case '--batch':
@@ -120,8 +134,19 @@ async function main() {
     return 0;
   }
   rg.ensureSampler();
-  const outDir = opts.out ?? fs.mkdtempSync(path.join(os.tmpdir(), 'resource-guard-demo-'));
+  // Without --out the records go to a new directory under the system temp
+  // directory, removed when the demo exits (normally, on an error or on
+  // Ctrl-C); with --out they are kept.
+  const keep = opts.out !== null;
+  const outDir = keep ? path.resolve(opts.out) : fs.mkdtempSync(path.join(os.tmpdir(), 'resource-guard-demo-'));
   fs.mkdirSync(outDir, { recursive: true });
+  let removed = false;
+  const removeOutput = () => {
+    if (keep || removed) return;
+    removed = true;
+    fs.rmSync(outDir, { recursive: true, force: true });
+  };
+  process.once('exit', removeOutput);
 
   const controller = new rg.DegradationController({
     minDwellMs: 500,
@@ -149,7 +174,12 @@ async function main() {
   const budgetLimit = Math.max(1, Math.floor(opts.memoryLimit * 0.4));
   const budget = rg.Budget.open(budgetName, budgetLimit);
 
-  const tty = process.stdout.isTTY && !opts.json && !opts.quiet;
+  const tty = Boolean(process.stdout.isTTY) && !opts.json && !opts.quiet;
+  // The status line is redrawn in place on a terminal, so it must never wrap:
+  // it is cut to the terminal's width (80 when that is unknown or not a
+  // terminal), less three columns: one because some terminals wrap on the
+  // last column, two for the "^C" a terminal echoes on Ctrl-C.
+  const columns = () => Math.max(20, (tty && process.stdout.columns) || 80) - 3;
   const say = (line) => {
     if (!opts.json) console.log(line);
   };
@@ -179,8 +209,9 @@ async function main() {
   // Every thread is loaded: this is the process's starting RSS.
   await Promise.race([Promise.all(ready), Promise.all(workers)]);
   const startRss = rg.readRss();
-  say(`resource-guard demo: ${opts.records.toLocaleString('en-US')} records, ${opts.workers} worker(s), memory limit ${MB(opts.memoryLimit)}, disk floor ${MB(opts.minFree)}`);
-  say(`  starting RSS ${MB(startRss)} (with the workers loaded); output in ${outDir}`);
+  say(`resource-guard demo: ${opts.records.toLocaleString('en-US')} records, ${opts.workers} worker thread(s)`);
+  say(`  memory limit ${MB(opts.memoryLimit)}, disk floor ${MB(opts.minFree)}, starting RSS ${MB(startRss)}`);
+  say(`  output in ${outDir}${keep ? '' : ' (removed at exit)'}`);
   t0 = performance.now();
   Atomics.store(ctl, 2, 1);
   Atomics.notify(ctl, 2);
@@ -188,6 +219,21 @@ async function main() {
   let peakRss = startRss;
   let lastStatus = 0;
   let stopReason = null;
+  let interrupted = false;
+  // Ctrl-C: every thread finishes its batch and stops, then the output is
+  // removed (unless --out) and the demo exits 130. A second Ctrl-C exits at once.
+  const onSigint = () => {
+    if (interrupted) {
+      removeOutput();
+      process.exit(130);
+    }
+    interrupted = true;
+    if (stopReason === null) stopReason = 'interrupted (Ctrl-C)';
+    Atomics.store(ctl, 1, 1);
+    Atomics.notify(ctl, 1);
+  };
+  process.on('SIGINT', onSigint);
+  process.on('SIGTERM', onSigint);
   const written = () => {
     let n = 0;
     for (let id = 0; id < opts.workers; id++) n += prog[id * 4];
@@ -208,18 +254,22 @@ async function main() {
     if (opts.quiet || opts.json || (!final && now - lastStatus < every)) return;
     lastStatus = now;
     const n = written();
-    const frac = n / opts.records;
-    const width = 24;
-    const bar = '#'.repeat(Math.round(frac * width)).padEnd(width, '.');
+    const frac = Math.min(1, n / opts.records);
     const rate = n / Math.max(0.001, (now - t0) / 1000);
     const snap = rg.readSnapshot();
     const heap = process.memoryUsage().heapUsed;
     const disk = s.diskAvailable === null ? 'unknown' : MB(s.diskAvailable);
-    const line =
-      `[${bar}] ${(frac * 100).toFixed(0).padStart(3)}% ${Math.round(rate).toLocaleString('en-US').padStart(9)} rec/s ` +
-      `RSS ${MB(s.rss ?? NaN).padStart(7)} heap ${MB(heap).padStart(6)} disk ${disk.padStart(9)} ` +
-      `CPU ${(snap.sysLoad * 100).toFixed(0).padStart(3)}% level ${LEVELS[level].padEnd(9)}`;
-    if (tty) process.stdout.write(`\r${line}${final ? '\n' : ''}`);
+    const line = statusLine(columns(), {
+      frac,
+      rate,
+      rss: MB(s.rss ?? NaN),
+      heap: MB(heap),
+      disk,
+      cpu: snap.sysLoad,
+      level: LEVELS[level],
+    });
+    // \r and erase-to-end-of-line: a shorter line leaves nothing behind.
+    if (tty) process.stdout.write(`\r${line}\x1b[K${final ? '\n' : ''}`);
     else console.log(line);
   };
 
@@ -233,8 +283,11 @@ async function main() {
     clearInterval(timer);
   }
   status(true);
+  process.off('SIGINT', onSigint);
+  process.off('SIGTERM', onSigint);
   if (failure) {
     console.error(`demo: ${failure.message}`);
+    removeOutput();
     return 1;
   }
 
@@ -260,16 +313,22 @@ async function main() {
     budgetPeak: budget.peak,
     budgetUsedAtEnd: budget.used,
     outDir,
+    outputKept: keep,
+    interrupted,
   };
   budget.close();
   guard.close();
+  removeOutput();
   if (opts.json) {
     console.log(JSON.stringify(summary));
   } else {
     say('');
-    if (stopReason) {
-      say(`Stopped gracefully at ${stopReason}: memory or disk reached the emergency threshold.`);
-      say('  Every thread finished the batch it was writing and closed its file; nothing is half-written.');
+    if (interrupted) {
+      say('Interrupted: every thread finished the batch it was writing and closed its file.');
+    } else if (stopReason) {
+      say(`Stopped gracefully at ${stopReason}.`);
+      say('  Memory or disk reached the emergency threshold. Every thread finished the');
+      say('  batch it was writing and closed its file: nothing is half-written.');
     } else {
       say('Done: every record was written.');
     }
@@ -278,9 +337,36 @@ async function main() {
     say(`  peak RSS: ${MB(peak)} (limit ${MB(opts.memoryLimit)}, started at ${MB(startRss)})`);
     say(`  level changes: ${changes.length}${changes.length ? ` (${changes.map((c) => `${c.from}→${c.to} at ${(c.atMs / 1000).toFixed(1)} s`).join(', ')})` : ''}`);
     say(`  window flushes: ${flushes}; shared budget peak ${MB(summary.budgetPeak)} of ${MB(budgetLimit)}`);
-    say(`  output: ${outDir}`);
+    say(keep ? `  output: ${outDir} (kept)` : `  output: removed ${outDir} (pass --out DIR to keep it)`);
   }
+  if (interrupted) return 130;
   return stopReason ? 2 : 0;
+}
+
+/**
+ * The status line, at most `width` characters: a progress bar for the records
+ * written and the figures, dropping the least useful ones first when the
+ * terminal is narrow. Bar width grows with the room left.
+ */
+function statusLine(width, f) {
+  const pct = `${(f.frac * 100).toFixed(0).padStart(3)}%`;
+  const fields = [
+    `${Math.round(f.rate).toLocaleString('en-US').padStart(9)} rec/s`,
+    `RSS ${f.rss.padStart(8)}`,
+    `level ${f.level.padEnd(9)}`,
+    `disk ${f.disk.padStart(9)}`,
+    `heap ${f.heap.padStart(8)}`,
+    `CPU ${(Number.isFinite(f.cpu) ? (f.cpu * 100).toFixed(0) : '?').padStart(3)}%`,
+  ];
+  const minBar = 10;
+  // Keep as many fields as fit beside a bar of at least minBar cells.
+  let kept = fields.length;
+  const textOf = (k) => [pct, ...fields.slice(0, k)].join(' ');
+  while (kept > 0 && minBar + 3 + textOf(kept).length > width) kept--;
+  const text = textOf(kept);
+  const barWidth = Math.max(1, Math.min(40, width - 3 - text.length));
+  const filled = Math.round(f.frac * barWidth);
+  return `[${'#'.repeat(filled).padEnd(barWidth, '.')}] ${text}`.slice(0, width);
 }
 
 main().then(

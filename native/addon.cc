@@ -124,8 +124,8 @@ class Addon : public Napi::Addon<Addon> {
     }
     rg::ledger_detach(ledger_);
     ledger_ = nullptr;
-    for (intptr_t fd : disks_) {
-      if (fd >= 0) rg::disk_close(fd);
+    for (const Disk& d : disks_) {
+      if (d.fd >= 0) rg::disk_close(d.fd);
     }
     disks_.clear();
   }
@@ -134,7 +134,7 @@ class Addon : public Napi::Addon<Addon> {
   int ArgDisk(const Napi::CallbackInfo& info) {
     if (info.Length() < 1 || !info[0].IsNumber()) throw TypeErr(info.Env(), "disk handle must be a number");
     double v = info[0].As<Napi::Number>().DoubleValue();
-    if (!(v >= 0) || v >= static_cast<double>(disks_.size()) || std::floor(v) != v || disks_[static_cast<size_t>(v)] < 0) {
+    if (!(v >= 0) || v >= static_cast<double>(disks_.size()) || std::floor(v) != v || disks_[static_cast<size_t>(v)].fd < 0) {
       throw RangeErr(info.Env(), "disk handle is not open");
     }
     return static_cast<int>(v);
@@ -146,25 +146,44 @@ class Addon : public Napi::Addon<Addon> {
     if (info.Length() < 1 || !info[0].IsString()) throw TypeErr(env, "path must be a string");
     std::string path = info[0].As<Napi::String>().Utf8Value();
     if (path.find('\0') != std::string::npos) return Napi::Number::New(env, -ENOENT);
-    intptr_t fd = -1;
-    int err = rg::disk_open(path.c_str(), &fd);
+    Disk d;
+    int err = rg::disk_open(path.c_str(), &d.fd);
     if (err != 0) return Napi::Number::New(env, -err);
+    // Remembered once, so that each checked read costs one stat of the path.
+    err = rg::disk_identity(d.fd, &d.id);
+    if (err != 0) {
+      rg::disk_close(d.fd);
+      return Napi::Number::New(env, -err);
+    }
     for (size_t i = 0; i < disks_.size(); ++i) {
-      if (disks_[i] < 0) {
-        disks_[i] = fd;
+      if (disks_[i].fd < 0) {
+        disks_[i] = d;
         return Napi::Number::New(env, static_cast<double>(i));
       }
     }
-    disks_.push_back(fd);
+    disks_.push_back(d);
     return Napi::Number::New(env, static_cast<double>(disks_.size() - 1));
   }
 
-  // diskRead(handle, Float64Array[3]) -> 0 or errno.
+  // diskRead(handle, Float64Array[3], path?) -> 0, errno, or -1. With a
+  // path it first checks that the kept directory is still the one the path
+  // names (rg::disk_check): -1 means it was removed or replaced (the caller
+  // reopens), a positive errno that the path cannot be looked up; in both
+  // cases `out` is left as it was.
   Napi::Value DiskRead(const Napi::CallbackInfo& info) {
     int h = ArgDisk(info);
     double* out = ArgOut(info, 1, 3);
+    if (info.Length() > 2 && !info[2].IsUndefined()) {
+      char buf[1024];
+      std::vector<char> heap;
+      const char* path = nullptr;
+      if (!ArgPath(info, 2, &heap, buf, &path)) return Napi::Number::New(info.Env(), ENOENT);
+      int check = rg::disk_check(path, disks_[static_cast<size_t>(h)].id);
+      if (check == ESTALE) return Napi::Number::New(info.Env(), -1);
+      if (check != 0 && check != ENOSYS) return Napi::Number::New(info.Env(), check);
+    }
     rg::DiskInfo d;
-    int err = rg::read_disk_handle(disks_[static_cast<size_t>(h)], &d);
+    int err = rg::read_disk_handle(disks_[static_cast<size_t>(h)].fd, &d);
     if (err == 0) {
       out[0] = static_cast<double>(d.total);
       out[1] = static_cast<double>(d.free);
@@ -175,8 +194,8 @@ class Addon : public Napi::Addon<Addon> {
 
   Napi::Value DiskClose(const Napi::CallbackInfo& info) {
     int h = ArgDisk(info);
-    rg::disk_close(disks_[static_cast<size_t>(h)]);
-    disks_[static_cast<size_t>(h)] = -1;
+    rg::disk_close(disks_[static_cast<size_t>(h)].fd);
+    disks_[static_cast<size_t>(h)].fd = -1;
     return info.Env().Undefined();
   }
 
@@ -322,15 +341,16 @@ class Addon : public Napi::Addon<Addon> {
   // A path argument, NUL-terminated, in `buf` with one N-API call when it
   // fits (the common case), else through a std::string. Returns false when it
   // contains a NUL byte (no such path can exist).
-  static bool ArgPath(const Napi::CallbackInfo& info, std::vector<char>* heap, char (&buf)[1024], const char** out) {
-    if (info.Length() < 1 || !info[0].IsString()) throw TypeErr(info.Env(), "path must be a string");
+  static bool ArgPath(const Napi::CallbackInfo& info, size_t i, std::vector<char>* heap, char (&buf)[1024],
+                      const char** out) {
+    if (info.Length() <= i || !info[i].IsString()) throw TypeErr(info.Env(), "path must be a string");
     size_t copied = 0;
-    if (napi_get_value_string_utf8(info.Env(), info[0], buf, sizeof buf, &copied) == napi_ok &&
+    if (napi_get_value_string_utf8(info.Env(), info[i], buf, sizeof buf, &copied) == napi_ok &&
         copied + 4 < sizeof buf) {  // a multi-byte character may have been cut short of the end
       *out = buf;
       return memchr(buf, '\0', copied) == nullptr;
     }
-    std::string path = info[0].As<Napi::String>().Utf8Value();
+    std::string path = info[i].As<Napi::String>().Utf8Value();
     heap->assign(path.c_str(), path.c_str() + path.size() + 1);
     *out = heap->data();
     return path.find('\0') == std::string::npos;
@@ -422,7 +442,7 @@ class Addon : public Napi::Addon<Addon> {
     char buf[1024];
     std::vector<char> heap;
     const char* path = nullptr;
-    bool valid = ArgPath(info, &heap, buf, &path);
+    bool valid = ArgPath(info, 0, &heap, buf, &path);
     double* out = ArgOut(info, 1, 3);
     if (!valid) return Napi::Number::New(env, ENOENT);
     rg::DiskInfo d;
@@ -521,7 +541,12 @@ class Addon : public Napi::Addon<Addon> {
   rg::Ledger* ledger_ = nullptr;
   int sampler_holds_ = 0;  // this environment's holds on the sampler
   bool torn_down_ = false;
-  std::vector<intptr_t> disks_;
+  // A kept-open directory and the identity it had when opened.
+  struct Disk {
+    intptr_t fd = -1;
+    rg::DiskId id;
+  };
+  std::vector<Disk> disks_;
 };
 
 }  // namespace

@@ -314,7 +314,7 @@ export class LimitedAllocator extends EventEmitter {
     validateObject<FromEnvOptions>(options, 'options');
     const variable = options.variable ?? 'RESOURCE_GUARD_MEMORY_LIMIT_MB';
     validateString(variable, 'options.variable');
-    const env = options.env ?? process.env;
+    const env = options.env === undefined ? process.env : options.env;
     validateObject(env, 'options.env');
     const defaultMB = options.defaultMB ?? 512;
     validateNumber(defaultMB, 'options.defaultMB', 0, Number.MAX_SAFE_INTEGER / MIB);

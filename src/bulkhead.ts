@@ -182,12 +182,29 @@ export class BulkheadRejectedError extends ResourceError {
   }
 }
 
-/** Health score from counters: 100 − timeout % − error %, over requests that reached an outcome. */
+/**
+ * Health score from counters: 100 − timeout % − error %, over requests that
+ * reached an outcome (acquisitions + timeouts + rejections); 100 before any.
+ * Always in [0, 100]. Counts must be integers >= 0 (`ERR_OUT_OF_RANGE`
+ * otherwise), and `errors` cannot exceed `acquisitions`, since only a granted
+ * permit can fail (`ERR_OUT_OF_RANGE`).
+ */
 export function bulkheadHealthScore(c: { acquisitions: number; timeouts: number; rejections: number; errors: number }): number {
-  const requests = c.acquisitions + c.timeouts + c.rejections;
+  validateObject(c, 'counts');
+  const acquisitions = validateInteger(c.acquisitions, 'counts.acquisitions');
+  const timeouts = validateInteger(c.timeouts, 'counts.timeouts');
+  const rejections = validateInteger(c.rejections, 'counts.rejections');
+  const errors = validateInteger(c.errors, 'counts.errors');
+  if (errors > acquisitions) throw new OutOfRangeError('counts.errors', `<= counts.acquisitions (${acquisitions})`, errors);
+  return scoreOf(acquisitions, timeouts, rejections, errors);
+}
+
+/** The score of consistent counts; errors above acquisitions count as acquisitions. */
+function scoreOf(acquisitions: number, timeouts: number, rejections: number, errors: number): number {
+  const requests = acquisitions + timeouts + rejections;
   if (requests === 0) return 100;
   // One division keeps exact boundaries exact (95 of 100 is 95, not 94.999…).
-  return (100 * (requests - c.timeouts - c.errors)) / requests;
+  return (100 * (requests - timeouts - Math.min(errors, acquisitions))) / requests;
 }
 
 /** Health band of a score: healthy >= 95, degraded >= 80, else unhealthy. */
@@ -374,12 +391,7 @@ export class Bulkhead {
   metrics(): BulkheadMetrics {
     const n = Math.min(this.#waitCount, this.#waits.length);
     const sorted = this.#waits.slice(0, n).sort();
-    const score = bulkheadHealthScore({
-      acquisitions: this.#acquisitions,
-      timeouts: this.#timeouts,
-      rejections: this.#rejections,
-      errors: this.#errors,
-    });
+    const score = this.#score();
     return {
       name: this.name,
       maxConcurrent: this.maxConcurrent,
@@ -407,12 +419,7 @@ export class Bulkhead {
 
   /** The health score and band alone. */
   health(): { score: number; status: BulkheadHealth } {
-    const score = bulkheadHealthScore({
-      acquisitions: this.#acquisitions,
-      timeouts: this.#timeouts,
-      rejections: this.#rejections,
-      errors: this.#errors,
-    });
+    const score = this.#score();
     return { score, status: bulkheadHealthStatus(score) };
   }
 
@@ -450,6 +457,15 @@ export class Bulkhead {
   }
 
   // ---- internals -------------------------------------------------------------
+
+  /**
+   * The health score. After resetMetrics() a permit granted before the reset
+   * can still fail, so errors may exceed acquisitions; they are capped there
+   * and the score stays in [0, 100].
+   */
+  #score(): number {
+    return scoreOf(this.#acquisitions, this.#timeouts, this.#rejections, this.#errors);
+  }
 
   #limitFor(level: BulkheadLevel): number {
     return Math.max(this.#minConcurrent, Math.floor(this.maxConcurrent * this.#factors[level]));

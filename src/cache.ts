@@ -15,15 +15,27 @@
  * Evicting never breaks a caller that holds a value. A value from get() is
  * an ordinary reference and stays usable after eviction; if the `dispose`
  * hook destroys values, hold them with {@link BudgetedCache.acquire}
- * instead: an acquired entry is never evicted, and one that is deleted,
- * replaced or expires while acquired keeps its bytes charged and is disposed
- * only when the last lease is released.
+ * instead. An acquired entry is evicted like any other (so one long-lived
+ * holder cannot stop the cache from caching), but leaving the cache does not
+ * end it: an entry evicted, deleted, replaced or expired while acquired is no
+ * longer found and no longer counted in `size` or `entries`, its bytes stay
+ * charged to the allocator (and in `bytes`) and `dispose` waits until the
+ * last lease is released.
+ *
+ * Re-entrancy: while the cache runs a `dispose` callback for one of its own
+ * operations, calls that change the cache (set, delete, clear, purgeStale,
+ * shrinkTo, evictOnLevel, getOrCreate, getOrCreateSync, close) throw
+ * {@link CacheReentrancyError} (`ERR_CACHE_REENTRANT`) and change nothing;
+ * reads (get, acquire, peek, has, keys, stats) are allowed. So a callback
+ * that re-inserts what was evicted cannot make an operation loop. A
+ * `dispose` run by the last {@link CacheLease.release} is outside any cache
+ * operation and may change the cache.
  *
  * @module
  */
 import { performance } from 'node:perf_hooks';
 import { LimitedAllocator } from './allocator';
-import { InvalidArgTypeError, InvalidArgValueError, OutOfRangeError } from './errors';
+import { CacheReentrancyError, IllegalConstructorError, InvalidArgTypeError, InvalidArgValueError, OutOfRangeError } from './errors';
 import { parseSize, validateBytes, validateFraction, validateFunction, validateInteger, validateObject, type Size } from './validate';
 
 /** Why an entry left the cache, as passed to the `dispose` hook. */
@@ -81,7 +93,9 @@ export interface BudgetedCacheOptions<K, V> {
   /**
    * Called when an entry leaves the cache (for an acquired entry: when its
    * last lease is released). Errors it throws do not interrupt the cache;
-   * they are rethrown asynchronously, as Node reports uncaught errors.
+   * they are rethrown asynchronously, as Node reports uncaught errors. It
+   * may read the cache but not change it (see the module documentation:
+   * changing calls throw `ERR_CACHE_REENTRANT`).
    * @default none
    */
   dispose?: (value: V, key: K, reason: DisposeReason) => void;
@@ -139,6 +153,8 @@ export interface BudgetedCacheStats {
   pending: number;
   /** Removed entries still acquired (their bytes stay charged). */
   retained: number;
+  /** Bytes of the removed entries still acquired (included in `bytes`). */
+  retainedBytes: number;
   /** The allocator's budget: bytes in use by everyone, and its limit. */
   allocatorBytes: number;
   allocatorLimit: number;
@@ -193,35 +209,49 @@ export class BudgetedCache<K, V> {
   #rejected = 0;
   #coalesced = 0;
   #retained = 0;
+  #retainedBytes = 0;
+  /** Depth of dispose callbacks run by the cache's own operations. */
+  #disposing = 0;
   #closed = false;
 
   constructor(options: BudgetedCacheOptions<K, V>) {
+    // Every option is read and validated before anything is taken: a rejected
+    // construction opens no budget slot and leaves nothing behind.
     validateObject(options, 'options');
     const maxBytes = options.maxBytes === undefined ? Infinity : parseSize(options.maxBytes, 'options.maxBytes');
-    if (options.allocator !== undefined) {
-      if (!(options.allocator instanceof LimitedAllocator)) {
-        throw new InvalidArgTypeError('options.allocator', 'an instance of LimitedAllocator', options.allocator);
-      }
-      this.#allocator = options.allocator;
-      this.#ownsAllocator = false;
-    } else if (maxBytes === Infinity) {
-      throw new InvalidArgValueError('options', options, 'must give an allocator or maxBytes');
-    } else {
-      this.#allocator = new LimitedAllocator(maxBytes);
-      this.#ownsAllocator = true;
+    const given = options.allocator;
+    if (given !== undefined && !(given instanceof LimitedAllocator)) {
+      throw new InvalidArgTypeError('options.allocator', 'an instance of LimitedAllocator', given);
     }
-    this.#maxBytes = maxBytes;
-    this.#cap = maxBytes;
-    this.#maxEntries = options.maxEntries === undefined || options.maxEntries === Infinity ? Infinity : validateInteger(options.maxEntries, 'options.maxEntries', 1);
-    this.#ttl = options.ttlMs === undefined ? Infinity : validateTtl(options.ttlMs, 'options.ttlMs');
-    this.#sizeOf = options.sizeOf === undefined ? defaultSizeOf : validateFunction(options.sizeOf, 'options.sizeOf');
-    this.#dispose = options.dispose === undefined ? undefined : validateFunction(options.dispose, 'options.dispose');
-    this.#now = options.now === undefined ? () => performance.now() : validateFunction(options.now, 'options.now');
-    const f = options.levelFractions === undefined ? {} : validateObject<NonNullable<BudgetedCacheOptions<K, V>['levelFractions']>>(options.levelFractions, 'options.levelFractions');
+    if (given === undefined && maxBytes === Infinity) {
+      throw new InvalidArgValueError('options', options, 'must give an allocator or maxBytes');
+    }
+    const maxEntries = options.maxEntries;
+    this.#maxEntries = maxEntries === undefined || maxEntries === Infinity ? Infinity : validateInteger(maxEntries, 'options.maxEntries', 1);
+    const ttlMs = options.ttlMs;
+    this.#ttl = ttlMs === undefined ? Infinity : validateTtl(ttlMs, 'options.ttlMs');
+    const sizeOf = options.sizeOf;
+    this.#sizeOf = sizeOf === undefined ? defaultSizeOf : validateFunction(sizeOf, 'options.sizeOf');
+    const dispose = options.dispose;
+    this.#dispose = dispose === undefined ? undefined : validateFunction(dispose, 'options.dispose');
+    const clock = options.now;
+    this.#now = clock === undefined ? () => performance.now() : validateFunction(clock, 'options.now');
+    const levelFractions = options.levelFractions;
+    const f = levelFractions === undefined ? {} : validateObject<NonNullable<BudgetedCacheOptions<K, V>['levelFractions']>>(levelFractions, 'options.levelFractions');
     const reduced = f.reduced === undefined ? 0.5 : validateFraction(f.reduced, 'options.levelFractions.reduced', true);
     const minimal = f.minimal === undefined ? 0.25 : validateFraction(f.minimal, 'options.levelFractions.minimal', true);
     const emergency = f.emergency === undefined ? 0 : validateFraction(f.emergency, 'options.levelFractions.emergency', true);
     this.#fractions = [1, reduced, minimal, emergency];
+    this.#maxBytes = maxBytes;
+    this.#cap = maxBytes;
+    // The only resource the cache takes, last.
+    if (given !== undefined) {
+      this.#allocator = given;
+      this.#ownsAllocator = false;
+    } else {
+      this.#allocator = new LimitedAllocator(maxBytes);
+      this.#ownsAllocator = true;
+    }
   }
 
   // ---- lookups ------------------------------------------------------------------
@@ -237,9 +267,9 @@ export class BudgetedCache<K, V> {
   }
 
   /**
-   * Like {@link get}, but holds the entry until the lease is released: it is
-   * not evicted meanwhile, and if it is removed (deleted, replaced, expired)
-   * its bytes stay charged and `dispose` waits for the last release.
+   * Like {@link get}, but holds the value until the lease is released: if
+   * the entry leaves the cache meanwhile (evicted, deleted, replaced,
+   * expired) its bytes stay charged and `dispose` waits for the last release.
    */
   acquire(key: K): CacheLease<V> | undefined {
     const e = this.#hit(key);
@@ -273,6 +303,7 @@ export class BudgetedCache<K, V> {
   getOrCreate(key: K, factory: (key: K) => V | PromiseLike<V>, options?: CreateOptions<V>): Promise<V> {
     validateFunction(factory, 'factory');
     if (options !== undefined) validateCreateOptions(options);
+    if (this.#disposing !== 0) throw new CacheReentrancyError('getOrCreate');
     const e = this.#hit(key);
     if (e !== undefined) return Promise.resolve(e.value);
     const inFlight = this.#pending.get(key);
@@ -281,7 +312,6 @@ export class BudgetedCache<K, V> {
       this.#coalesced++;
       return inFlight.promise;
     }
-    this.#misses++;
     const record = new Pending<V>();
     let resolve!: (value: V) => void;
     let reject!: (reason: unknown) => void;
@@ -292,15 +322,21 @@ export class BudgetedCache<K, V> {
     // Registered before the factory runs, so a call it makes for the same
     // key joins this creation instead of starting another.
     this.#pending.set(key, record);
+    // The miss is counted when the creation succeeds: a factory that fails,
+    // or a value that cannot be sized, leaves hits and misses as they were.
     const settle = (value: V): void => {
       if (this.#pending.get(key) === record) {
         this.#pending.delete(key);
         try {
-          this.#storeCreated(key, value, options);
+          const size = this.#sizeCreated(key, value, options);
+          this.#misses++;
+          this.#store(key, value, size, options?.ttlMs ?? this.#ttl);
         } catch (err) {
           reject(err);
           return;
         }
+      } else {
+        this.#misses++;
       }
       resolve(value);
     };
@@ -327,14 +363,17 @@ export class BudgetedCache<K, V> {
   getOrCreateSync(key: K, factory: (key: K) => V, options?: CreateOptions<V>): V {
     validateFunction(factory, 'factory');
     if (options !== undefined) validateCreateOptions(options);
+    if (this.#disposing !== 0) throw new CacheReentrancyError('getOrCreateSync');
     const e = this.#hit(key);
     if (e !== undefined) return e.value;
-    this.#misses++;
     const value = factory(key);
     if (isThenable(value)) {
       throw new InvalidArgValueError('factory', factory, 'returned a promise; use getOrCreate() for asynchronous factories');
     }
-    this.#storeCreated(key, value, options);
+    // Sized before anything is counted: a value that cannot be sized leaves the counters as they were.
+    const size = this.#sizeCreated(key, value, options);
+    this.#misses++;
+    this.#store(key, value, size, options?.ttlMs ?? this.#ttl);
     return value;
   }
 
@@ -361,6 +400,7 @@ export class BudgetedCache<K, V> {
 
   /** Removes the entry for `key` (and forgets a creation in flight). */
   delete(key: K): boolean {
+    if (this.#disposing !== 0) throw new CacheReentrancyError('delete');
     this.#pending.delete(key);
     const e = this.#map.get(key);
     if (e === undefined) return false;
@@ -370,12 +410,14 @@ export class BudgetedCache<K, V> {
 
   /** Removes every entry. */
   clear(): void {
+    if (this.#disposing !== 0) throw new CacheReentrancyError('clear');
     this.#pending.clear();
     while (this.#tail !== null) this.#remove(this.#tail, 'clear');
   }
 
   /** Drops expired entries now; returns how many. */
   purgeStale(): number {
+    if (this.#disposing !== 0) throw new CacheReentrancyError('purgeStale');
     let n = 0;
     const now = this.#now();
     for (let e = this.#tail; e !== null; ) {
@@ -391,12 +433,14 @@ export class BudgetedCache<K, V> {
   }
 
   /**
-   * Evicts least recently used entries (not acquired ones) until the cache
-   * holds at most `fraction` of the bytes it holds now. Returns the bytes
-   * given back.
+   * Evicts least recently used entries until the cache holds at most
+   * `fraction` of the bytes it holds now, or nothing is left to evict.
+   * Acquired entries are evicted too; their bytes are given back on their
+   * last release. Returns the bytes given back now.
    */
   shrinkTo(fraction: number): number {
     validateFraction(fraction, 'fraction', true);
+    if (this.#disposing !== 0) throw new CacheReentrancyError('shrinkTo');
     return this.#evictDownTo(Math.floor(this.#bytes * fraction), 'shrink');
   }
 
@@ -409,6 +453,7 @@ export class BudgetedCache<K, V> {
    */
   evictOnLevel(level: CacheLevel | number | string): number {
     const index = levelIndex(level);
+    if (this.#disposing !== 0) throw new CacheReentrancyError('evictOnLevel');
     const fraction = this.#fractions[index]!;
     this.#levelFraction = fraction;
     if (fraction >= 1) {
@@ -469,6 +514,7 @@ export class BudgetedCache<K, V> {
       coalesced: this.#coalesced,
       pending: this.#pending.size,
       retained: this.#retained,
+      retainedBytes: this.#retainedBytes,
       allocatorBytes: this.#allocator.closed ? 0 : this.#allocator.allocatedBytes,
       allocatorLimit: this.#allocator.closed ? 0 : this.#allocator.limit,
     };
@@ -477,6 +523,7 @@ export class BudgetedCache<K, V> {
   /** Clears the cache and closes the allocator if the cache created it. Idempotent. */
   close(): void {
     if (this.#closed) return;
+    if (this.#disposing !== 0) throw new CacheReentrancyError('close');
     this.clear();
     this.#closed = true;
     if (this.#ownsAllocator) this.#allocator.close();
@@ -519,18 +566,16 @@ export class BudgetedCache<K, V> {
     return validateBytes(size, 'sizeOf(value)');
   }
 
-  #storeCreated(key: K, value: V, options: CreateOptions<V> | undefined): void {
-    let size: number;
-    let ttl = this.#ttl;
+  /** The size of a created value (options validated already). */
+  #sizeCreated(key: K, value: V, options: CreateOptions<V> | undefined): number {
     const given = options?.size;
-    if (given === undefined) size = this.#measure(value, key);
-    else if (typeof given === 'function') size = validateBytes(given(value), 'options.size(value)');
-    else size = given;
-    if (options?.ttlMs !== undefined) ttl = options.ttlMs;
-    this.#store(key, value, size, ttl);
+    if (given === undefined) return this.#measure(value, key);
+    if (typeof given === 'function') return validateBytes(given(value), 'options.size(value)');
+    return given;
   }
 
   #store(key: K, value: V, size: number, ttl: number): boolean {
+    if (this.#disposing !== 0) throw new CacheReentrancyError('set');
     if (this.#closed) {
       this.#rejected++;
       return false;
@@ -556,7 +601,8 @@ export class BudgetedCache<K, V> {
   /** Evicts until `size` more bytes fit under the cap, the entry count and the budget, and reserves them. */
   #makeRoom(size: number): boolean {
     const allocator = this.#allocator;
-    if (allocator.closed || size > this.#cap || size > allocator.limit) return false;
+    // Bytes of removed entries still held cannot be evicted: what cannot fit beside them is refused at once.
+    if (allocator.closed || size + this.#retainedBytes > this.#cap || size > allocator.limit) return false;
     while (this.#bytes + size > this.#cap || this.#map.size >= this.#maxEntries) {
       if (!this.#evictOne('evict')) return false;
     }
@@ -566,10 +612,12 @@ export class BudgetedCache<K, V> {
     return true;
   }
 
-  /** Evicts the least recently used entry that is not acquired. */
+  /**
+   * Evicts the least recently used entry. An acquired one leaves the cache
+   * too; its bytes come back on its last release.
+   */
   #evictOne(reason: DisposeReason): boolean {
-    let e = this.#tail;
-    while (e !== null && e.pins > 0) e = e.prev;
+    const e = this.#tail;
     if (e === null) return false;
     this.#remove(e, reason);
     this.#evictions++;
@@ -612,17 +660,42 @@ export class BudgetedCache<K, V> {
     if (e.pins > 0) {
       e.reason = reason;
       this.#retained++;
+      this.#retainedBytes += e.size;
       return;
     }
-    this.#finish(e, reason);
+    this.#finish(e);
+    const dispose = this.#dispose;
+    if (dispose === undefined || reason === null) return;
+    this.#disposing++;
+    try {
+      dispose(e.value, e.key, reason);
+    } catch (err) {
+      process.nextTick(() => {
+        throw err;
+      });
+    } finally {
+      this.#disposing--;
+    }
   }
 
-  /** Gives an entry's bytes back and disposes it. */
-  #finish(e: Entry<K, V>, reason: DisposeReason | null): void {
+  /** Gives an entry's bytes back. */
+  #finish(e: Entry<K, V>): void {
     this.#bytes -= e.size;
     const allocator = this.#allocator;
     if (!allocator.closed) allocator.releaseBytes(e.size);
+  }
+
+  /**
+   * A lease was released: the last one finishes a removed entry. Its dispose
+   * runs outside any cache operation, so it may change the cache.
+   */
+  #unpin(e: Entry<K, V>): void {
+    if (--e.pins > 0 || e.live) return;
+    this.#retained--;
+    this.#retainedBytes -= e.size;
+    this.#finish(e);
     const dispose = this.#dispose;
+    const reason = e.reason;
     if (dispose === undefined || reason === null) return;
     try {
       dispose(e.value, e.key, reason);
@@ -631,13 +704,6 @@ export class BudgetedCache<K, V> {
         throw err;
       });
     }
-  }
-
-  /** A lease was released: the last one finishes a removed entry. */
-  #unpin(e: Entry<K, V>): void {
-    if (--e.pins > 0 || e.live) return;
-    this.#retained--;
-    this.#finish(e, e.reason);
   }
 }
 
@@ -649,7 +715,7 @@ export class CacheLease<V> {
 
   /** @internal Leases come from {@link BudgetedCache.acquire}. */
   constructor(token: typeof TOKEN, value: V, release: () => void) {
-    if (token !== TOKEN) throw new TypeError('Illegal constructor: use BudgetedCache#acquire()');
+    if (token !== TOKEN) throw new IllegalConstructorError('CacheLease', 'BudgetedCache#acquire()');
     this.value = value;
     this.#release = release;
   }

@@ -18,14 +18,13 @@ import { EventEmitter } from 'node:events';
 import { performance } from 'node:perf_hooks';
 import { InvalidArgTypeError, InvalidArgValueError, OutOfRangeError } from './errors';
 import {
-  parseSize,
   validateBoolean,
   validateFunction,
   validateNumber,
   validateObject,
   validateOneOf,
-  type Size,
 } from './validate';
+import { parseSize, type Size } from './size';
 
 // ---- levels and inputs --------------------------------------------------------------
 
@@ -41,7 +40,16 @@ export const DEGRADATION_LEVELS: readonly DegradationLevel[] = Object.freeze([
 ] as const);
 
 /** The readings a controller takes, in the order they are evaluated. */
-export type DegradationInput = 'memory' | 'diskAvailable' | 'cpu' | 'eventLoopLagMs' | 'psi';
+export type DegradationInput =
+  | 'memory'
+  | 'diskAvailable'
+  | 'cpu'
+  | 'eventLoopLagMs'
+  | 'psi'
+  | 'eventLoopUtilization'
+  | 'heap'
+  | 'containerMemory'
+  | 'hostCpu';
 
 export const DEGRADATION_INPUTS: readonly DegradationInput[] = Object.freeze([
   'memory',
@@ -49,6 +57,10 @@ export const DEGRADATION_INPUTS: readonly DegradationInput[] = Object.freeze([
   'cpu',
   'eventLoopLagMs',
   'psi',
+  'eventLoopUtilization',
+  'heap',
+  'containerMemory',
+  'hostCpu',
 ] as const);
 
 /** Severity index of a level: normal 0, reduced 1, minimal 2, emergency 3. */
@@ -72,12 +84,23 @@ export interface DegradationStatus {
   memory?: number | null;
   /** Bytes available on the watched file system. */
   diskAvailable?: number | null;
-  /** CPU load, 0..1 for a host load (a process load may exceed 1). */
+  /**
+   * CPU load of this process (or of its container, see docs/shedding.md
+   * "The CPU rule") against the CPUs it may use, 0..1.
+   */
   cpu?: number | null;
   /** Event-loop delay in milliseconds (e.g. the p99 over the last window). */
   eventLoopLagMs?: number | null;
   /** Memory pressure stall: `some avg10` of `/proc/pressure/memory`, a percentage 0..100. */
   psi?: number | null;
+  /** Event-loop utilization over the last window (`performance.eventLoopUtilization`), 0..1. */
+  eventLoopUtilization?: number | null;
+  /** V8 heap used as a fraction of the heap size limit (`v8.getHeapStatistics().heap_size_limit`). */
+  heap?: number | null;
+  /** The cgroup's working set (`memory.current` less inactive file cache) as a fraction of the cgroup limit. */
+  containerMemory?: number | null;
+  /** Host-wide CPU load 0..1 (`/proc/stat`). No threshold by default: opt in explicitly. */
+  hostCpu?: number | null;
 }
 
 /** Result of {@link DegradationController.update}, `force`, `release` and `reset`. */
@@ -136,10 +159,19 @@ export interface DegradationThresholds {
   eventLoopLagMs?: LevelThresholds | null;
   /** PSI memory `some avg10`, percent. @default { reduced: 10, minimal: 25, emergency: null } */
   psi?: LevelThresholds | null;
+  /** Event-loop utilization 0..1. @default { reduced: 0.9, minimal: 0.98, emergency: null } */
+  eventLoopUtilization?: LevelThresholds | null;
+  /** V8 heap used / heap size limit. @default { reduced: 0.7, minimal: 0.85, emergency: 0.95 } */
+  heap?: LevelThresholds | null;
+  /** cgroup memory usage / cgroup limit. @default { reduced: 0.7, minimal: 0.85, emergency: 0.95 } */
+  containerMemory?: LevelThresholds | null;
+  /** Host CPU load 0..1. @default { reduced: null, minimal: null, emergency: null } (off) */
+  hostCpu?: LevelThresholds | null;
 }
 
 /**
- * Recovery margin per input. For `memory` and `cpu` it is absolute, in the
+ * Recovery margin per input. For the fraction inputs (`memory`, `cpu`,
+ * `eventLoopUtilization`, `heap`, `containerMemory`, `hostCpu`) it is absolute, in the
  * reading's own fraction units (0.05: recover from minimal at 0.85 only below
  * 0.80). For `diskAvailable`, `eventLoopLagMs` and `psi` it is relative to the
  * threshold (0.05: recover from reduced at 1 GB only above 1.05 GB
@@ -211,6 +243,8 @@ function preset(
   cpu: [number, number],
   lag: [number, number],
   psi: [number, number],
+  elu: [number, number],
+  heap: [number, number, number],
 ): DegradationPresetSettings {
   const t = (r: number, m: number, e: number | null) => Object.freeze({ reduced: r, minimal: m, emergency: e });
   return Object.freeze({
@@ -220,21 +254,35 @@ function preset(
       cpu: t(cpu[0], cpu[1], null),
       eventLoopLagMs: t(lag[0], lag[1], null),
       psi: t(psi[0], psi[1], null),
+      eventLoopUtilization: t(elu[0], elu[1], null),
+      heap: t(...heap),
+      containerMemory: t(...memory),
+      hostCpu: Object.freeze({ reduced: null, minimal: null, emergency: null }),
     }),
-    margin: Object.freeze({ memory: 0.05, diskAvailable: 0.05, cpu: 0.05, eventLoopLagMs: 0.05, psi: 0.05 }),
+    margin: Object.freeze({
+      memory: 0.05,
+      diskAvailable: 0.05,
+      cpu: 0.05,
+      eventLoopLagMs: 0.05,
+      psi: 0.05,
+      eventLoopUtilization: 0.05,
+      heap: 0.05,
+      containerMemory: 0.05,
+      hostCpu: 0.05,
+    }),
     minDwellMs: 1000,
   });
 }
 
 /**
  * The presets. `default` is the table of the design: memory 70/85/95 %, disk
- * 1 GB / 500 MB / 100 MB available, CPU 80/90 %. Sizes are decimal (1 GB =
- * 10^9 bytes), as `parseSize('1GB')` reads them.
+ * 1 GB / 500 MB / 100 MB available, CPU 80/90 %. "MB" and "GB" are decimal
+ * (1 GB = 10^9 bytes), as everywhere in the size language (see `size.ts`).
  */
 export const DEGRADATION_PRESETS: Readonly<Record<DegradationPreset, DegradationPresetSettings>> = Object.freeze({
-  default: preset([0.7, 0.85, 0.95], [1 * GB, 500 * MB, 100 * MB], [0.8, 0.9], [100, 500], [10, 25]),
-  conservative: preset([0.6, 0.75, 0.9], [2 * GB, 1 * GB, 500 * MB], [0.7, 0.85], [50, 250], [5, 15]),
-  aggressive: preset([0.8, 0.9, 0.98], [500 * MB, 200 * MB, 50 * MB], [0.9, 0.95], [200, 1000], [20, 40]),
+  default: preset([0.7, 0.85, 0.95], [1 * GB, 500 * MB, 100 * MB], [0.8, 0.9], [100, 500], [10, 25], [0.9, 0.98], [0.7, 0.85, 0.95]),
+  conservative: preset([0.6, 0.75, 0.9], [2 * GB, 1 * GB, 500 * MB], [0.7, 0.85], [50, 250], [5, 15], [0.8, 0.95], [0.6, 0.75, 0.9]),
+  aggressive: preset([0.8, 0.9, 0.98], [500 * MB, 200 * MB, 50 * MB], [0.9, 0.95], [200, 1000], [20, 40], [0.95, 0.99], [0.8, 0.9, 0.98]),
 });
 
 const DEFAULT_ACTIONS: Readonly<Record<DegradationLevel, Required<LevelActions>>> = Object.freeze({
@@ -252,12 +300,12 @@ const DEFAULT_FLAGS: Readonly<Record<string, DegradationLevel>> = Object.freeze(
 // Inputs whose reading grows with trouble; disk available shrinks with it.
 // Internally disk readings and thresholds are negated so that one comparison
 // (reading >= threshold) serves every input.
-const INPUT_COUNT = 5;
+const INPUT_COUNT = 9;
 const DISK = 1;
 /** Inputs whose margin is absolute (fraction units); the others are relative. */
-const ABSOLUTE_MARGIN: readonly boolean[] = [true, false, true, false, false];
+const ABSOLUTE_MARGIN: readonly boolean[] = [true, false, true, false, false, true, true, true, true];
 /** Upper bound of each input's thresholds. */
-const THRESHOLD_MAX: readonly number[] = [Infinity, Number.MAX_SAFE_INTEGER, Infinity, Infinity, 100];
+const THRESHOLD_MAX: readonly number[] = [Infinity, Number.MAX_SAFE_INTEGER, Infinity, Infinity, 100, 1, Infinity, Infinity, 1];
 
 const FORCE = -2;
 const RESET = -3;
@@ -452,24 +500,18 @@ export class DegradationController extends EventEmitter<DegradationEvents> {
    */
   update(status: DegradationStatus): DegradationResult {
     if (typeof status !== 'object' || status === null) throw new InvalidArgTypeError('status', 'of type object', status);
-    const m = status.memory;
-    const d = status.diskAvailable;
-    const c = status.cpu;
-    const l = status.eventLoopLagMs;
-    const p = status.psi;
     // Validate every field before storing any, so a rejected call changes nothing.
     // (typeof first: a string such as '0.5' would pass the comparisons.)
-    if (m != null && (typeof m !== 'number' || !(m >= 0 && m < Infinity))) badReading('memory', m);
-    if (d != null && (typeof d !== 'number' || !(d >= 0 && d < Infinity))) badReading('diskAvailable', d);
-    if (c != null && (typeof c !== 'number' || !(c >= 0 && c < Infinity))) badReading('cpu', c);
-    if (l != null && (typeof l !== 'number' || !(l >= 0 && l < Infinity))) badReading('eventLoopLagMs', l);
-    if (p != null && (typeof p !== 'number' || !(p >= 0 && p < Infinity))) badReading('psi', p);
+    const st = status as Record<string, unknown>;
+    for (let i = 0; i < INPUT_COUNT; i++) {
+      const x = st[DEGRADATION_INPUTS[i]!];
+      if (x != null && (typeof x !== 'number' || !(x >= 0 && x < Infinity))) badReading(DEGRADATION_INPUTS[i]!, x);
+    }
     const v = this.#values;
-    if (m != null) v[0] = m;
-    if (d != null) v[1] = -d;
-    if (c != null) v[2] = c;
-    if (l != null) v[3] = l;
-    if (p != null) v[4] = p;
+    for (let i = 0; i < INPUT_COUNT; i++) {
+      const x = st[DEGRADATION_INPUTS[i]!] as number | null | undefined;
+      if (x != null) v[i] = i === DISK ? -x : x;
+    }
     this.#updates++;
     return this.#evaluate();
   }

@@ -33,7 +33,7 @@ export class MemoryLimitError extends ResourceError {
     super(
       'ERR_MEMORY_LIMIT',
       message ??
-        `${kind === 'rss' ? 'Resident memory' : 'V8 heap'} ${formatBytes(current)} is above the hard limit of ${formatBytes(limit)}`,
+        `${kind === 'rss' ? 'Resident memory' : 'V8 heap'} ${pairText(current, limit, ' is above the hard limit of ')}`,
     );
   }
 }
@@ -65,7 +65,7 @@ export class DiskSpaceError extends ResourceError {
     super(
       'ERR_DISK_SPACE',
       message ??
-        `Not enough disk space at ${path}: ${formatBytes(available)} available, ${formatBytes(required)} required`,
+        `Not enough disk space at ${path}: ${pairText(available, required, ' available, ')} required`,
     );
   }
 }
@@ -158,6 +158,44 @@ export class BudgetExceededError extends BudgetError {
   }
 }
 
+/**
+ * A `dispose` callback of a {@link BudgetedCache} tried to change the cache
+ * while one of the cache's own operations was running it.
+ */
+export class CacheReentrancyError extends ResourceError {
+  constructor(
+    /** The refused method. */
+    readonly method: string,
+  ) {
+    super(
+      'ERR_CACHE_REENTRANT',
+      `BudgetedCache#${method}() was called from a dispose callback during a cache operation; ` +
+        'a dispose callback may read the cache but not change it (defer the change, e.g. with queueMicrotask)',
+    );
+  }
+}
+
+/** A file for checkpoint lines cannot be opened for appending. */
+export class CheckpointFileError extends ResourceError {
+  constructor(
+    readonly path: string,
+    /** The system error code, e.g. 'ENOENT'. */
+    readonly syscallCode: string,
+    reason: string,
+  ) {
+    super('ERR_CHECKPOINT_FILE', `Cannot append checkpoint lines to ${JSON.stringify(path)}: ${reason}`);
+  }
+}
+
+/** `TypeError` with `code: 'ERR_ILLEGAL_CONSTRUCTOR'`: a class only the library creates. */
+export class IllegalConstructorError extends TypeError {
+  readonly code = 'ERR_ILLEGAL_CONSTRUCTOR';
+  constructor(name: string, factory: string) {
+    super(`Illegal constructor: ${name} objects come from ${factory}`);
+    this.name = 'TypeError';
+  }
+}
+
 // ---- argument errors, shaped like Node's --------------------------------------
 
 /** `TypeError` with `code: 'ERR_INVALID_ARG_TYPE'`. */
@@ -223,6 +261,24 @@ export function formatBytes(bytes: number): string {
   }
   const text = i === 0 ? String(v) : v.toFixed(v >= 100 ? 0 : v >= 10 ? 1 : 2);
   return `${bytes < 0 ? '-' : ''}${text} ${units[i]}`;
+}
+
+/**
+ * Two byte counts for a message that compares them: as {@link formatBytes}
+ * prints them, unless that prints two different counts alike (1025 MiB and
+ * 1024 MiB both read "1.00 GiB"); then both as exact bytes ("1074790400
+ * bytes"), so the message shows the difference.
+ */
+export function formatBytePair(a: number, b: number): [string, string] {
+  const fa = formatBytes(a);
+  const fb = formatBytes(b);
+  if (fa !== fb || a === b || !Number.isFinite(a) || !Number.isFinite(b)) return [fa, fb];
+  return [`${a} bytes`, `${b} bytes`];
+}
+
+function pairText(a: number, b: number, between: string): string {
+  const [fa, fb] = formatBytePair(a, b);
+  return `${fa}${between}${fb}`;
 }
 
 function percent(current: number, limit: number): string {

@@ -2,12 +2,15 @@
  * Health: the figures a process is judged by (memory against its limit, disk,
  * CPU, event-loop lag, memory pressure stall, budgets), a JSON report of them
  * with a status, and an HTTP handler that serves the report for Kubernetes
- * probes: 200 while healthy or degraded, 503 when unhealthy.
+ * probes: 200 while healthy or degraded, 503 (with `Retry-After`) when unhealthy.
  *
  * Every source is injectable. By default the figures come from the real
  * samplers: resident set size against the cgroup memory limit (or physical
- * RAM when there is none), the file system holding the working directory,
- * the sampler snapshot's host CPU load, `monitorEventLoopDelay` and
+ * RAM when there is none), the cgroup's own memory counter against that
+ * limit, the V8 heap against its limit, the file system holding the working
+ * directory, CPU by the CPU rule (this process's or its container's CPU time
+ * against the CPUs it may use, see `cpu-usage.ts`; host load beside it),
+ * `monitorEventLoopDelay` (p99 over a window), event-loop utilization and
  * `/proc/pressure/memory`.
  *
  * @module
@@ -21,18 +24,21 @@ import {
   type DegradationStatus,
 } from './degradation';
 import { InvalidArgTypeError } from './errors';
+import { getHeapStatistics } from 'node:v8';
+import { performance, type EventLoopUtilization } from 'node:perf_hooks';
+import { readInactiveFile, workingSet } from './container-memory';
+import { CpuUsageTracker, sharedCpuTracker, type CpuAllowanceSource, type CpuBasis } from './cpu-usage';
 import { pressure, type PressureLevel } from './pressure';
-import { readCgroup, readDisk, readPsi, readRss, readSnapshot, readSystemMemory } from './sampler';
+import { readCgroup, readDisk, readPsi, readRss, readSystemMemory } from './sampler';
 import {
-  parseSize,
   validateBoolean,
   validateFunction,
   validateInteger,
   validateNumber,
   validateObject,
   validateString,
-  type Size,
 } from './validate';
+import { parseSize, type Size } from './size';
 
 // ---- figures ----------------------------------------------------------------------------
 
@@ -54,12 +60,24 @@ export interface DiskFigures {
 }
 
 export interface CpuFigures {
-  /** Host CPU load 0..1. */
+  /**
+   * CPU load 0..1 by the CPU rule: the container's CPU time where it has
+   * cgroup CPU accounting, else this process's, per wall second, divided by
+   * the CPUs it may use (quota, else affinity, else count).
+   */
   load: number;
+  /** Whose CPU time `load` counts. @default 'process' when absent */
+  basis?: CpuBasis;
   /** This process's CPU seconds per wall second (may exceed 1), or null. */
   processLoad: number | null;
-  /** Logical CPUs, or null. */
+  /** CPUs the process may use (fractional under a quota), or null. */
   cpus: number | null;
+  /** Where `cpus` came from. */
+  cpusSource?: CpuAllowanceSource;
+  /** Host-wide CPU load 0..1 (an input of its own, `hostCpu`), or null. */
+  host?: number | null;
+  /** CPU time this process has used so far, user + system, seconds (a counter). */
+  processSeconds?: number;
 }
 
 export interface EventLoopFigures {
@@ -67,6 +85,28 @@ export interface EventLoopFigures {
   lagMs: number;
   meanMs: number;
   maxMs: number;
+  /** Fraction of the window the loop was busy (`performance.eventLoopUtilization`), 0..1. */
+  utilization?: number | null;
+}
+
+export interface HeapFigures {
+  /** V8 heap bytes in use. */
+  used: number;
+  /** V8 heap size limit (`heap_size_limit`). */
+  limit: number;
+}
+
+export interface ContainerMemoryFigures {
+  /**
+   * The cgroup's working set, bytes: its memory counter (`memory.current`,
+   * v1 `memory.usage_in_bytes`) less the inactive file cache, which the
+   * kernel reclaims before the limit (the figure the kubelet evicts on).
+   */
+  usage: number;
+  /** The cgroup memory limit, bytes. */
+  limit: number;
+  /** The raw memory counter, page cache included, bytes. */
+  current?: number;
 }
 
 /** Everything a report reads. A null section is unknown (not zero). */
@@ -77,8 +117,12 @@ export interface ResourceFigures {
   eventLoop: EventLoopFigures | null;
   /** PSI memory `some avg10`, percent, or null where the kernel has none. */
   psi: number | null;
+  /** V8 heap against its limit, or null. */
+  heap?: HeapFigures | null;
+  /** The cgroup's memory against its limit, or null outside a memory-limited cgroup. */
+  containerMemory?: ContainerMemoryFigures | null;
   /** Why a section is null, when reading it failed. */
-  errors?: Partial<Record<'memory' | 'disk' | 'cpu' | 'eventLoop' | 'psi', string>>;
+  errors?: Partial<Record<'memory' | 'disk' | 'cpu' | 'eventLoop' | 'psi' | 'heap' | 'containerMemory', string>>;
 }
 
 export interface ResourceSamplerOptions {
@@ -86,8 +130,10 @@ export interface ResourceSamplerOptions {
   diskPath?: string;
   /** Memory limit to judge usage against (bytes or a size string). @default the cgroup limit, else physical RAM */
   memoryLimit?: Size;
-  /** Read host CPU load from the sampler snapshot (starts the native sampler thread). @default true */
+  /** Read CPU figures by the CPU rule (starts the native sampler thread). @default true */
   cpu?: boolean;
+  /** Where CPU figures come from. @default the process-wide tracker */
+  cpuTracker?: CpuUsageTracker;
   /** Measure event-loop delay with `perf_hooks.monitorEventLoopDelay`. @default true */
   eventLoop?: boolean;
   /** Resolution of the event-loop monitor, ms. @default 10 */
@@ -121,10 +167,17 @@ export function createResourceSampler(options: ResourceSamplerOptions = {}): Res
   const windowMs =
     options.eventLoopWindowMs === undefined ? 1000 : validateNumber(options.eventLoopWindowMs, 'options.eventLoopWindowMs', 0);
 
+  const tracker = options.cpuTracker;
+  if (tracker !== undefined && !(tracker instanceof CpuUsageTracker)) {
+    throw new InvalidArgTypeError('options.cpuTracker', 'an instance of CpuUsageTracker', tracker);
+  }
   let histogram: IntervalHistogram | null = null;
+  let elu: EventLoopUtilization | null = null;
+  let utilization: number | null = null;
   if (wantLoop) {
     histogram = monitorEventLoopDelay({ resolution: resolutionMs });
     histogram.enable();
+    elu = performance.eventLoopUtilization();
   }
   let windowStart = Date.now();
   let lastLoop: EventLoopFigures | null = null;
@@ -138,11 +191,34 @@ export function createResourceSampler(options: ResourceSamplerOptions = {}): Res
 
   const sample = (() => {
     const errors: NonNullable<ResourceFigures['errors']> = {};
-    const figures: ResourceFigures = { memory: null, disk: null, cpu: null, eventLoop: null, psi: null };
+    const figures: ResourceFigures = {
+      memory: null,
+      disk: null,
+      cpu: null,
+      eventLoop: null,
+      psi: null,
+      heap: null,
+      containerMemory: null,
+    };
     try {
       figures.memory = readMemory(memoryLimit);
     } catch (err) {
       errors.memory = message(err);
+    }
+    try {
+      const h = getHeapStatistics();
+      if (h.heap_size_limit > 0) figures.heap = { used: h.used_heap_size, limit: h.heap_size_limit };
+    } catch (err) {
+      errors.heap = message(err);
+    }
+    try {
+      const c = readCgroup();
+      if (c.memoryLimit !== null && c.memoryLimit > 0 && c.memoryUsage !== null) {
+        const usage = workingSet(c.memoryUsage, readInactiveFile());
+        figures.containerMemory = { usage, limit: c.memoryLimit, current: c.memoryUsage };
+      }
+    } catch (err) {
+      errors.containerMemory = message(err);
     }
     try {
       const d = readDisk(diskPath ?? process.cwd());
@@ -152,12 +228,16 @@ export function createResourceSampler(options: ResourceSamplerOptions = {}): Res
     }
     if (wantCpu) {
       try {
-        const s = readSnapshot();
-        if (Number.isFinite(s.sysLoad)) {
+        const r = (tracker ?? sharedCpuTracker()).read();
+        if (Number.isFinite(r.load)) {
           figures.cpu = {
-            load: s.sysLoad,
-            processLoad: Number.isFinite(s.processLoad) ? s.processLoad : null,
-            cpus: s.cpuCount > 0 ? s.cpuCount : null,
+            load: r.load,
+            basis: r.basis,
+            processLoad: Number.isFinite(r.processCores) ? r.processCores : null,
+            cpus: r.cpus > 0 ? r.cpus : null,
+            cpusSource: r.cpusSource,
+            host: r.host,
+            processSeconds: cpuSeconds(),
           };
         }
       } catch (err) {
@@ -171,7 +251,13 @@ export function createResourceSampler(options: ResourceSamplerOptions = {}): Res
         if (now - windowStart >= windowMs) {
           histogram.reset();
           windowStart = now;
+          if (elu !== null) {
+            const next = performance.eventLoopUtilization();
+            utilization = performance.eventLoopUtilization(next, elu).utilization;
+            elu = next;
+          }
         }
+        lastLoop.utilization = utilization;
       }
       figures.eventLoop = lastLoop;
     }
@@ -212,13 +298,20 @@ function readMemory(limit: number | null): MemoryFigures {
   return { usage, limit: null, source: 'system' };
 }
 
+function cpuSeconds(): number {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1e6;
+}
+
 function message(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
 
 /**
  * The controller readings of a set of figures: memory as a fraction of its
- * limit, disk bytes available, host CPU load, event-loop p99 lag and PSI.
+ * limit, disk bytes available, CPU load by the CPU rule (`cpu`) and the
+ * host's (`hostCpu`), event-loop p99 lag and utilization, PSI, V8 heap and
+ * cgroup memory as fractions of their limits.
  * Unknown figures are left out (undefined), so a controller keeps its last
  * reading of them rather than taking them as zero.
  */
@@ -228,8 +321,15 @@ export function statusFromFigures(figures: Partial<ResourceFigures>): Degradatio
   if (m && m.limit !== null && m.limit > 0 && m.usage >= 0) status.memory = m.usage / m.limit;
   if (figures.disk && figures.disk.available >= 0) status.diskAvailable = figures.disk.available;
   if (figures.cpu && figures.cpu.load >= 0) status.cpu = figures.cpu.load;
+  if (figures.cpu && typeof figures.cpu.host === 'number' && figures.cpu.host >= 0) status.hostCpu = figures.cpu.host;
   if (figures.eventLoop && figures.eventLoop.lagMs >= 0) status.eventLoopLagMs = figures.eventLoop.lagMs;
+  const u = figures.eventLoop?.utilization;
+  if (typeof u === 'number' && u >= 0) status.eventLoopUtilization = u;
   if (typeof figures.psi === 'number' && figures.psi >= 0) status.psi = figures.psi;
+  const h = figures.heap;
+  if (h && h.limit > 0 && h.used >= 0) status.heap = h.used / h.limit;
+  const c = figures.containerMemory;
+  if (c && c.limit > 0 && c.usage >= 0) status.containerMemory = c.usage / c.limit;
   return status;
 }
 
@@ -314,6 +414,8 @@ export function readFigures(sources: ReportSources = {}): ResourceFigures {
     cpu: raw.cpu ?? null,
     eventLoop: raw.eventLoop ?? null,
     psi: typeof raw.psi === 'number' ? raw.psi : null,
+    heap: raw.heap ?? null,
+    containerMemory: raw.containerMemory ?? null,
   };
   if (raw.errors && Object.keys(raw.errors).length > 0) out.errors = raw.errors;
   return out;
@@ -414,9 +516,21 @@ export interface HealthReport {
     available_bytes: number;
     total_bytes: number;
   } | null;
-  cpu: { load: number; percent: number; process_load: number | null; cpus: number | null } | null;
-  event_loop: { lag_ms: number; mean_ms: number; max_ms: number } | null;
+  /** CPU by the CPU rule; `host_load` is the host's, reported but not judged by default. */
+  cpu: {
+    load: number;
+    percent: number;
+    basis: CpuBasis;
+    process_load: number | null;
+    cpus: number | null;
+    cpus_source: CpuAllowanceSource | null;
+    host_load: number | null;
+  } | null;
+  event_loop: { lag_ms: number; mean_ms: number; max_ms: number; utilization: number | null } | null;
   psi: { memory_some_avg10: number } | null;
+  heap: { used_bytes: number; limit_bytes: number; percent: number } | null;
+  /** The cgroup's working set (page cache that can be reclaimed left out) against its limit. */
+  container_memory: { usage_bytes: number; limit_bytes: number; percent: number; current_bytes: number | null } | null;
   budgets: Array<{
     name: string;
     used_bytes: number;
@@ -479,15 +593,30 @@ function buildReport(sources: ReportSources): HealthReport {
     cpu: f.cpu && {
       load: r3(f.cpu.load),
       percent: r1(f.cpu.load * 100),
+      basis: f.cpu.basis ?? 'process',
       process_load: f.cpu.processLoad === null ? null : r3(f.cpu.processLoad),
       cpus: f.cpu.cpus,
+      cpus_source: f.cpu.cpusSource ?? null,
+      host_load: typeof f.cpu.host === 'number' ? r3(f.cpu.host) : null,
     },
     event_loop: f.eventLoop && {
       lag_ms: r3(f.eventLoop.lagMs),
       mean_ms: r3(f.eventLoop.meanMs),
       max_ms: r3(f.eventLoop.maxMs),
+      utilization: typeof f.eventLoop.utilization === 'number' ? r3(f.eventLoop.utilization) : null,
     },
     psi: f.psi === null ? null : { memory_some_avg10: f.psi },
+    heap: f.heap
+      ? { used_bytes: f.heap.used, limit_bytes: f.heap.limit, percent: r1((f.heap.used * 100) / f.heap.limit) }
+      : null,
+    container_memory: f.containerMemory
+      ? {
+          usage_bytes: f.containerMemory.usage,
+          limit_bytes: f.containerMemory.limit,
+          percent: r1((f.containerMemory.usage * 100) / f.containerMemory.limit),
+          current_bytes: typeof f.containerMemory.current === 'number' ? f.containerMemory.current : null,
+        }
+      : null,
     budgets: readBudgets(sources, false).map((b) => ({
       name: b.name,
       used_bytes: b.used,
@@ -506,6 +635,8 @@ function buildReport(sources: ReportSources): HealthReport {
 export interface HealthHandlerOptions extends ReportSources {
   /** HTTP status per health status. @default { healthy: 200, degraded: 200, unhealthy: 503 } */
   statusCodes?: Partial<Record<HealthStatus, number>>;
+  /** Seconds sent in `Retry-After` with a 503. @default 10 */
+  retryAfter?: number;
 }
 
 /** The subset of a Fastify reply the handler uses. */
@@ -536,6 +667,8 @@ export function createHealthHandler(options: HealthHandlerOptions = {}): HealthH
       if (v !== undefined) codes[k] = validateInteger(v, `options.statusCodes.${k}`, 100, 599);
     }
   }
+  const retryAfter = options.retryAfter === undefined ? 10 : validateInteger(options.retryAfter, 'options.retryAfter', 0, 31_536_000);
+  const extra = { 'Retry-After': String(retryAfter) };
   return (req, res) => {
     let status: number;
     let body: string;
@@ -547,7 +680,7 @@ export function createHealthHandler(options: HealthHandlerOptions = {}): HealthH
       status = 500;
       body = JSON.stringify({ status: 'unhealthy', error: message(err) });
     }
-    writeResponse(req, res, status, 'application/json; charset=utf-8', body);
+    writeResponse(req, res, status, 'application/json; charset=utf-8', body, status === 503 ? extra : undefined);
   };
 }
 
@@ -558,13 +691,17 @@ export function writeResponse(
   status: number,
   contentType: string,
   body: string,
+  headers?: Record<string, string>,
 ): void {
   const head = req?.method === 'HEAD';
   if (isReply(res)) {
-    res.code(status).header('content-type', contentType).header('cache-control', 'no-store').send(head ? '' : body);
+    res.code(status).header('content-type', contentType).header('cache-control', 'no-store');
+    if (headers) for (const k of Object.keys(headers)) res.header(k, headers[k]!);
+    res.send(head ? '' : body);
     return;
   }
   res.statusCode = status;
+  if (headers) for (const k of Object.keys(headers)) res.setHeader(k, headers[k]!);
   res.setHeader('Content-Type', contentType);
   res.setHeader('Cache-Control', 'no-store');
   res.setHeader('Content-Length', Buffer.byteLength(body));

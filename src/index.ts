@@ -4,7 +4,7 @@
  * @module
  */
 export * from './errors';
-export { parseSize, type Size } from './validate';
+export { parseSize, sizeUnit, type Size } from './size';
 export {
   SnapshotField,
   snapshotView,
@@ -89,6 +89,8 @@ export {
   type DiskFigures,
   type CpuFigures,
   type EventLoopFigures,
+  type HeapFigures,
+  type ContainerMemoryFigures,
   type ResourceSampler,
   type ResourceSamplerOptions,
   type BudgetLike,
@@ -125,6 +127,7 @@ export {
   type OtelMeterLike,
   type OtelBatchResultLike,
   type OtelObservableLike,
+  type OtelMeterProviderLike,
   type ResourceMetricsOptions,
   type MetricsSnapshot,
   type MetricsCounts,
@@ -158,6 +161,35 @@ export {
 } from './cache';
 export * from './limits/index';
 export * from './bulkhead';
+export {
+  CpuUsageTracker,
+  readContainerCpuUs,
+  affinityCpus,
+  type CpuReading,
+  type CpuBasis,
+  type CpuAllowanceSource,
+  type CpuUsageSource,
+  type CpuUsageTrackerOptions,
+} from './cpu-usage';
+export {
+  LoadShedder,
+  SHED_CAUSES,
+  type LoadShedderOptions,
+  type LoadShedderStats,
+  type ShedCause,
+  type ShedDecision,
+  type HealthCheck,
+  type KoaContextLike,
+  sheddingOptionsFromUnderPressure,
+  type UnderPressureLimits,
+} from './shedding';
+export {
+  resourceGuardFastify,
+  type ResourceGuardFastifyOptions,
+  type FastifyInstanceLike,
+  type FastifyRequestLike,
+  type FastifyPluginReplyLike,
+} from './fastify';
 export * from './pool';
 export {
   estimateEntryMemory,

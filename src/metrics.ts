@@ -50,6 +50,7 @@ export {
   type OtelMeterLike,
   type OtelBatchResultLike,
   type OtelObservableLike,
+  type OtelMeterProviderLike,
   type OpenTelemetryOptions,
   type OpenTelemetryRegistration,
 } from './metrics/integrations';

@@ -28,22 +28,22 @@ export const PRESSURE_THRESHOLDS: Readonly<{ medium: number; high: number; criti
  * numbers >= 0; the result may exceed 100 when `used` is above `limit`.
  */
 export function usagePercent(used: number, limit: number): number {
-  validateNumber(used, 'used', 0);
-  validateNumber(limit, 'limit', 0);
+  validateNumber(used, 'used', 0, Number.MAX_SAFE_INTEGER);
+  validateNumber(limit, 'limit', 0, Number.MAX_SAFE_INTEGER);
   return percentOf(used, limit);
 }
 
 /** The {@link PressureLevel} of `used` against `limit` (`low` when `limit` is 0). */
 export function pressureLevel(used: number, limit: number): PressureLevel {
-  validateNumber(used, 'used', 0);
-  validateNumber(limit, 'limit', 0);
+  validateNumber(used, 'used', 0, Number.MAX_SAFE_INTEGER);
+  validateNumber(limit, 'limit', 0, Number.MAX_SAFE_INTEGER);
   return pressureForPercent(percentOf(used, limit));
 }
 
 /** Percentage and level together, e.g. `{ percent: 82.5, level: 'high' }`. */
 export function pressure(used: number, limit: number): { percent: number; level: PressureLevel } {
-  validateNumber(used, 'used', 0);
-  validateNumber(limit, 'limit', 0);
+  validateNumber(used, 'used', 0, Number.MAX_SAFE_INTEGER);
+  validateNumber(limit, 'limit', 0, Number.MAX_SAFE_INTEGER);
   const percent = percentOf(used, limit);
   return { percent, level: pressureForPercent(percent) };
 }

@@ -17,7 +17,7 @@
  */
 import { binding, type NativePsiLine } from './binding';
 import { PathError, SamplerError } from './errors';
-import { validateNumber, validateOneOf, validateString } from './validate';
+import { validateCpuInterval, validateNumber, validateOneOf, validateString } from './validate';
 
 /** Index of each figure in {@link snapshotView}. */
 export const SnapshotField = {
@@ -225,11 +225,20 @@ export function readSystemCpu(): SystemCpuTimes {
   return { busyUs: pair[0]!, idleUs: pair[1]! };
 }
 
-/** Host CPU load 0..1 between two {@link readSystemCpu} readings; NaN if no time passed. */
+/**
+ * Host CPU load, 0..1, between two {@link readSystemCpu} readings, `a` taken
+ * before `b`: busy time over busy plus idle time. Never NaN and never out of
+ * [0, 1]:
+ * - when no CPU time passed between them (equal readings) it is 0;
+ * - a counter that went back (readings swapped, or counters reset) is
+ *   refused with `ERR_INVALID_ARG_VALUE`, since no load can be derived;
+ * - readings that are not objects with finite `busyUs` and `idleUs` >= 0 are
+ *   refused with `ERR_INVALID_ARG_TYPE` or `ERR_OUT_OF_RANGE`.
+ */
 export function cpuLoadBetween(a: SystemCpuTimes, b: SystemCpuTimes): number {
-  const busy = b.busyUs - a.busyUs;
-  const total = busy + (b.idleUs - a.idleUs);
-  return total > 0 ? busy / total : NaN;
+  const [busy, idle] = validateCpuInterval(a, b);
+  const total = busy + idle;
+  return total > 0 ? busy / total : 0;
 }
 
 /** Logical CPUs online. */

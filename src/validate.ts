@@ -75,58 +75,38 @@ export function validateOneOf<T extends string>(value: unknown, name: string, al
   return value as T;
 }
 
+/**
+ * The busy and idle microseconds between two host CPU readings `a` and `b`
+ * (objects with finite `busyUs` and `idleUs` >= 0), refusing a `b` whose
+ * counters are below `a`'s with `ERR_INVALID_ARG_VALUE`.
+ */
+export function validateCpuInterval(a: unknown, b: unknown): [busy: number, idle: number] {
+  const aBusy = cpuField(a, 'a', 'busyUs');
+  const aIdle = cpuField(a, 'a', 'idleUs');
+  const bBusy = cpuField(b, 'b', 'busyUs');
+  const bIdle = cpuField(b, 'b', 'idleUs');
+  const busy = bBusy - aBusy;
+  const idle = bIdle - aIdle;
+  if (busy < 0 || idle < 0) {
+    const what = busy < 0 ? `busyUs went back from ${aBusy} to ${bBusy}` : `idleUs went back from ${aIdle} to ${bIdle}`;
+    throw new InvalidArgValueError('b', b, `is not a reading taken after a: ${what}`);
+  }
+  return [busy, idle];
+}
+
+function cpuField(reading: unknown, name: string, field: 'busyUs' | 'idleUs'): number {
+  if (typeof reading !== 'object' || reading === null) throw new InvalidArgTypeError(name, 'of type object', reading);
+  const v = (reading as Record<string, unknown>)[field];
+  if (typeof v !== 'number') throw new InvalidArgTypeError(`${name}.${field}`, 'of type number', v);
+  if (!Number.isFinite(v) || v < 0 || v > MAX_SAFE) throw new OutOfRangeError(`${name}.${field}`, `a number >= 0 and <= ${MAX_SAFE}`, v);
+  return v;
+}
+
 // ---- sizes ----------------------------------------------------------------------
 
-/**
- * Multipliers of the size units. Decimal SI units (kB, MB, GB, TB, PB) mean
- * powers of 1000; binary IEC units (KiB, MiB, GiB, TiB, PiB) mean powers of
- * 1024. Matching is case-insensitive for the letters (so 'mb' is MB), and a
- * bare number or 'B' is bytes. 'K', 'M', 'G', 'T' alone are rejected as
- * ambiguous.
- */
-const UNITS: Record<string, number> = {
-  b: 1,
-  kb: 1e3,
-  mb: 1e6,
-  gb: 1e9,
-  tb: 1e12,
-  pb: 1e15,
-  kib: 1024,
-  mib: 1024 ** 2,
-  gib: 1024 ** 3,
-  tib: 1024 ** 4,
-  pib: 1024 ** 5,
-};
-
-/** A size given as bytes or as a human string such as `'512MB'` or `'2GiB'`. */
-export type Size = number | string;
-
-/**
- * Parses a size to bytes. Numbers must already be whole bytes; strings are a
- * number (decimals allowed, exponent allowed: '1.5GiB', '1e6') followed by an
- * optional unit. The result is rounded down to whole bytes and must be at
- * most 2^53 - 1.
- */
-export function parseSize(value: unknown, name: string): number {
-  if (typeof value === 'number') return validateBytes(value, name);
-  if (typeof value !== 'string') throw new InvalidArgTypeError(name, 'of type number or string', value);
-  const m = /^\s*(\d+(?:\.\d+)?(?:e\d+)?)\s*([a-zA-Z]*)\s*$/.exec(value);
-  if (!m) throw new InvalidArgValueError(name, value, "must be a size such as 1048576, '512MB' or '2GiB'");
-  const unit = (m[2] ?? '').toLowerCase();
-  const mult = unit === '' ? 1 : UNITS[unit];
-  if (mult === undefined) {
-    throw new InvalidArgValueError(
-      name,
-      value,
-      'has an unknown unit (use B, kB, MB, GB, TB, PB for powers of 1000 or KiB, MiB, GiB, TiB, PiB for powers of 1024)',
-    );
-  }
-  const bytes = Math.floor(Number(m[1]) * mult);
-  if (!Number.isFinite(bytes) || bytes > MAX_SAFE) {
-    throw new OutOfRangeError(name, `at most ${MAX_SAFE} bytes`, value);
-  }
-  return bytes;
-}
+// Size parsing lives in ./size (one language for every option, variable and
+// message); re-exported here for the modules that import it from validate.
+export { parseSize, type Size } from './size';
 
 function rangeText(min: number, max: number, what: string): string {
   if (min === -Infinity && max === Infinity) return what;

@@ -257,13 +257,12 @@ describe('holders of evicted entries', () => {
     expect(held.weights[0]).toBe(1);
   });
 
-  it('an acquired entry is not evicted, and its dispose waits for the last release', () => {
+  it('an acquired entry that is deleted keeps its bytes charged, and its dispose waits for the last release', () => {
     const { cache, allocator, disposed } = setup({}, 30);
     cache.set('a', model('a', 20));
     const lease = cache.acquire('a')!;
     const lease2 = cache.acquire('a')!;
     expect(lease).toBeInstanceOf(CacheLease);
-    expect(cache.set('b', model('b', 20))).toBe(false); // a cannot be evicted
     expect(cache.has('a')).toBe(true);
     cache.delete('a'); // removed, but still held
     expect(cache.has('a')).toBe(false);
@@ -448,14 +447,16 @@ describe('degradation', () => {
     expect(cache.bytes).toBe(800);
   });
 
-  it('shrinkTo evicts down to a fraction of the bytes held now, skipping acquired entries', () => {
+  it('shrinkTo evicts down to a fraction of the bytes held now; an acquired entry leaves but gives its bytes back on release', () => {
     const { cache } = filled();
     const lease = cache.acquire('k0')!;
     expect(cache.shrinkTo(0.5)).toBe(500);
     expect(cache.shrinkTo(0)).toBe(400);
-    expect([...cache.keys()]).toEqual(['k0']);
+    expect([...cache.keys()]).toEqual([]);
+    expect(cache.bytes).toBe(100);
     lease.release();
-    expect(cache.shrinkTo(0)).toBe(100);
+    expect(cache.bytes).toBe(0);
+    expect(cache.shrinkTo(0)).toBe(0);
     expect(codeOf(() => cache.shrinkTo(1.5))).toBe('ERR_OUT_OF_RANGE');
   });
 });

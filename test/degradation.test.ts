@@ -80,8 +80,15 @@ describe('default thresholds: exactly at belongs to the higher level, just short
       cpu: { reduced: 0.8, minimal: 0.9, emergency: null },
       eventLoopLagMs: { reduced: 100, minimal: 500, emergency: null },
       psi: { reduced: 10, minimal: 25, emergency: null },
+      eventLoopUtilization: { reduced: 0.9, minimal: 0.98, emergency: null },
+      heap: { reduced: 0.7, minimal: 0.85, emergency: 0.95 },
+      containerMemory: { reduced: 0.7, minimal: 0.85, emergency: 0.95 },
+      hostCpu: { reduced: null, minimal: null, emergency: null },
     });
-    expect(c.margins).toEqual({ memory: 0.05, diskAvailable: 0.05, cpu: 0.05, eventLoopLagMs: 0.05, psi: 0.05 });
+    expect(c.margins).toEqual({
+      memory: 0.05, diskAvailable: 0.05, cpu: 0.05, eventLoopLagMs: 0.05, psi: 0.05,
+      eventLoopUtilization: 0.05, heap: 0.05, containerMemory: 0.05, hostCpu: 0.05,
+    });
     expect(c.minDwellMs).toBe(1000);
     expect(c.level).toBe('normal');
   });
@@ -288,7 +295,7 @@ describe('unknown readings', () => {
       c.update({});
     }
     expect(c.level).toBe('minimal');
-    expect(c.inputs).toEqual({ memory: 0.9, diskAvailable: null, cpu: 0.1, eventLoopLagMs: null, psi: null });
+    expect(c.inputs).toEqual({ memory: 0.9, diskAvailable: null, cpu: 0.1, eventLoopLagMs: null, psi: null, eventLoopUtilization: null, heap: null, containerMemory: null, hostCpu: null });
   });
 
   test('null is unknown too: the last reading stays', () => {
@@ -480,7 +487,7 @@ describe('force, release, reset', () => {
     c.force('emergency');
     expect(c.reset()).toEqual({ level: 'normal', changed: true });
     expect(c.forced).toBe(false);
-    expect(c.inputs).toEqual({ memory: null, diskAvailable: null, cpu: null, eventLoopLagMs: null, psi: null });
+    expect(c.inputs).toEqual({ memory: null, diskAvailable: null, cpu: null, eventLoopLagMs: null, psi: null, eventLoopUtilization: null, heap: null, containerMemory: null, hostCpu: null });
     expect(events.at(-1)).toMatchObject({ from: 'emergency', to: 'normal', input: 'reset' });
     expect(c.reset()).toEqual({ level: 'normal', changed: false });
     expect(c.changes).toBe(3);

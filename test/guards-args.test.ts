@@ -47,7 +47,7 @@ describe('bad sizes are rejected the same way everywhere', () => {
     ['fraction of a byte', 1.5, RANGE],
     ['beyond 2^53', 2 ** 53, RANGE],
     ['unknown unit', '12XB', VALUE],
-    ['ambiguous unit', '5M', VALUE],
+    ['ambiguous unit', '5K', VALUE],
     ['not a size', 'lots', VALUE],
     ['negative string', '-5MB', VALUE],
     ['boolean', true, TYPE],

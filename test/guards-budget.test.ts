@@ -56,7 +56,8 @@ describe('MemoryBudget: limit and message', () => {
     expect(err).toBeInstanceOf(MemoryBudgetError);
     expect(err).toMatchObject({
       code: 'ERR_MEMORY_BUDGET',
-      message: 'Memory limit exceeded: 13107 MB / 13107 MB (80% of system RAM)',
+      // The whole MB print alike, so the exact bytes follow.
+      message: 'Memory limit exceeded: 13107 MB / 13107 MB (80% of system RAM); exactly 13743895348 bytes / 13743895347 bytes',
       currentMB: 13107,
       limitMB: 13107,
     });

@@ -28,7 +28,7 @@ function record(monitor: CpuMonitor) {
 describe('CpuMonitor: thresholds at the boundary', () => {
   it('defaults to 0.85 / 0.95; critical at exactly 0.95, not just below', () => {
     const f = fake();
-    const monitor = new CpuMonitor({ source: f.source });
+    const monitor = new CpuMonitor({ basis: 'system', source: f.source });
     expect(monitor.thresholds).toMatchObject({ high: 0.85, critical: 0.95, autoThrottle: true, throttleDelayMs: 50 });
     f.state.system = 0.95 - 1e-9;
     expect(monitor.sample()).toMatchObject({ high: true, critical: false, throttling: false });
@@ -47,7 +47,7 @@ describe('CpuMonitor: thresholds at the boundary', () => {
 
   it('high at exactly 0.85, not just below', () => {
     const f = fake(0.85 - 1e-9);
-    const monitor = new CpuMonitor({ source: f.source });
+    const monitor = new CpuMonitor({ basis: 'system', source: f.source });
     expect(monitor.sample().high).toBe(false);
     f.state.system = 0.85;
     expect(monitor.sample().high).toBe(true);
@@ -55,7 +55,7 @@ describe('CpuMonitor: thresholds at the boundary', () => {
 
   it('throttling switches on at critical and off only below high (hysteresis)', () => {
     const f = fake();
-    const monitor = new CpuMonitor({ highThreshold: 0.8, criticalThreshold: 0.9, source: f.source });
+    const monitor = new CpuMonitor({ basis: 'system', highThreshold: 0.8, criticalThreshold: 0.9, source: f.source });
     const events = record(monitor);
     const seen: boolean[] = [];
     for (const load of [0.5, 0.89, 0.9, 0.85, 0.8, 0.95, 0.7999, 0.85, 0.8999, 0.9]) {
@@ -78,7 +78,7 @@ describe('CpuMonitor: thresholds at the boundary', () => {
 
   it('high may equal critical', () => {
     const f = fake(0.9);
-    const monitor = new CpuMonitor({ highThreshold: 0.9, criticalThreshold: 0.9, source: f.source });
+    const monitor = new CpuMonitor({ basis: 'system', highThreshold: 0.9, criticalThreshold: 0.9, source: f.source });
     expect(monitor.sample().throttling).toBe(true);
     f.state.system = 0.8999;
     expect(monitor.sample().throttling).toBe(false);
@@ -86,7 +86,7 @@ describe('CpuMonitor: thresholds at the boundary', () => {
 
   it('an unknown load changes no state', () => {
     const f = fake(0.99);
-    const monitor = new CpuMonitor({ source: f.source });
+    const monitor = new CpuMonitor({ basis: 'system', source: f.source });
     expect(monitor.sample().throttling).toBe(true);
     f.state.system = NaN;
     const s = monitor.sample();
@@ -101,17 +101,38 @@ describe('CpuMonitor: quota and figures', () => {
     const f = fake(0.1);
     f.state.quota = 2;
     f.state.cores = 1.5;
-    const monitor = new CpuMonitor({ source: f.source });
-    expect(monitor.sample()).toMatchObject({ basis: 'quota', load: 0.75, quotaLoad: 0.75, system: 0.1, process: 0.375, processCores: 1.5 });
+    const monitor = new CpuMonitor({ basis: 'quota', source: f.source });
+    expect(monitor.sample()).toMatchObject({ basis: 'quota', load: 0.75, quotaLoad: 0.75, system: 0.1, process: 0.75, cpus: 2, processCores: 1.5 });
     f.state.cores = 2.5;
     expect(monitor.sample()).toMatchObject({ load: 1, critical: true });
     const sys = new CpuMonitor({ basis: 'system', source: f.source });
     expect(sys.sample()).toMatchObject({ basis: 'system', load: 0.1 });
   });
 
+  it('by default (the CPU rule) a busy host does not count: this process against the CPUs it may use', () => {
+    const f = fake(1);
+    f.state.cores = 0.4;
+    const monitor = new CpuMonitor({ source: f.source });
+    expect(monitor.sample()).toMatchObject({ basis: 'process', load: 0.1, cpus: 4, system: 1, high: false, throttling: false });
+    f.state.quota = 0.5;
+    expect(monitor.sample()).toMatchObject({ basis: 'process', load: 0.8, cpus: 0.5, quota: 0.5 });
+    f.state.cores = 0.5;
+    expect(monitor.sample()).toMatchObject({ load: 1, critical: true, throttling: true });
+  });
+
+  it('by default a container figure wins over the process figure; the quota is capped by the CPU count', () => {
+    const f = fake(0);
+    const state = { container: 1.5 as number | null };
+    const monitor = new CpuMonitor({ source: { ...f.source, container: () => state.container } });
+    f.state.quota = 8;
+    expect(monitor.sample()).toMatchObject({ basis: 'container', cpus: 4, load: 0.375, processCores: 0.5 });
+    state.container = null;
+    expect(monitor.sample()).toMatchObject({ basis: 'process', load: 0.125 });
+  });
+
   it('reports event-loop figures from the source', () => {
     const f = fake(0.2);
-    const monitor = new CpuMonitor({ source: f.source });
+    const monitor = new CpuMonitor({ basis: 'system', source: f.source });
     expect(monitor.sample()).toMatchObject({ eventLoopLagMs: 1, eventLoopLagMaxMs: 1, eventLoopUtilization: 0.25 });
   });
 });
@@ -119,7 +140,7 @@ describe('CpuMonitor: quota and figures', () => {
 describe('CpuMonitor: throttle', () => {
   it('throttle() waits on a timer without blocking the event loop', async () => {
     const f = fake(0.99);
-    const monitor = new CpuMonitor({ throttleDelayMs: 20, source: f.source });
+    const monitor = new CpuMonitor({ basis: 'system', throttleDelayMs: 20, source: f.source });
     let turned = false;
     setImmediate(() => {
       turned = true;
@@ -133,17 +154,17 @@ describe('CpuMonitor: throttle', () => {
 
   it('throttle() does not wait when not throttling, or with autoThrottle off', async () => {
     const f = fake(0.5);
-    const monitor = new CpuMonitor({ source: f.source });
+    const monitor = new CpuMonitor({ basis: 'system', source: f.source });
     expect(await monitor.throttle()).toBe(false);
     f.state.system = 1;
-    const manual = new CpuMonitor({ autoThrottle: false, source: f.source });
+    const manual = new CpuMonitor({ basis: 'system', autoThrottle: false, source: f.source });
     expect(await manual.throttle()).toBe(false);
     expect(manual.throttling).toBe(true);
   });
 
   it('throttleSync() sleeps the thread while throttling', () => {
     const f = fake(1);
-    const monitor = new CpuMonitor({ throttleDelayMs: 5, source: f.source });
+    const monitor = new CpuMonitor({ basis: 'system', throttleDelayMs: 5, source: f.source });
     expect(monitor.throttleSync()).toBe(true);
     f.state.system = 0;
     expect(monitor.throttleSync()).toBe(false);
@@ -152,7 +173,7 @@ describe('CpuMonitor: throttle', () => {
 
   it('reset() clears the counters and the throttle state', () => {
     const f = fake(1);
-    const monitor = new CpuMonitor({ source: f.source });
+    const monitor = new CpuMonitor({ basis: 'system', source: f.source });
     monitor.sample();
     monitor.reset();
     expect(monitor.throttling).toBe(false);
@@ -188,7 +209,7 @@ describe('CpuMonitor: default sources', () => {
 
   it('emits events as an EventEmitter', async () => {
     const f = fake(1);
-    const monitor = new CpuMonitor({ source: f.source });
+    const monitor = new CpuMonitor({ basis: 'system', source: f.source });
     const p = once(monitor, 'throttle');
     monitor.sample();
     const [s] = await p;

@@ -79,11 +79,13 @@ describe('GET /health', () => {
     controller.force('minimal');
     let res = await fetch(`${base}/health`);
     expect(res.status).toBe(200);
+    expect(res.headers.get('retry-after')).toBeNull();
     expect((await res.json()).status).toBe('degraded');
 
     controller.force('emergency');
     res = await fetch(`${base}/health`);
     expect(res.status).toBe(503);
+    expect(res.headers.get('retry-after')).toBe('10');
     expect(await res.json()).toMatchObject({ status: 'unhealthy', level: 'emergency', forced: true });
 
     const head = await fetch(`${base}/health`, { method: 'HEAD' });
@@ -170,8 +172,14 @@ describe('GET /metrics', () => {
       const text = await registry.metrics();
       const ours = parse(await (await fetch(`${base}/metrics`)).text());
       const theirs = new Map(parse(text).map((f) => [f.name, f]));
-      expect(reg.names).toEqual(METRIC_SPECS.map((s) => s.name));
+      // Metrics that repeat a prom-client default metric are left out by default.
+      expect(reg.names).toEqual(METRIC_SPECS.filter((s) => s.promClientDefault === undefined).map((s) => s.name));
+      const duplicates = new Set(METRIC_SPECS.filter((s) => s.promClientDefault !== undefined).map((s) => s.name));
       for (const f of ours) {
+        if (duplicates.has(f.name)) {
+          expect(theirs.has(f.name), f.name).toBe(false);
+          continue;
+        }
         const t = theirs.get(f.name);
         expect(t, f.name).toBeDefined();
         expect(t!.type).toBe(f.type);
@@ -181,7 +189,7 @@ describe('GET /metrics', () => {
       }
       // Unknown figures give no sample in prom-client either, not a zero.
       const partial = new promClient.Registry();
-      registerPromClient({ registry: partial, client: promClient, figures: () => ({ memory: figures.memory }) });
+      registerPromClient({ registry: partial, client: promClient, figures: () => ({ memory: figures.memory }), includeDuplicates: true });
       const p = new Map(parse(await partial.metrics()).map((f) => [f.name, f]));
       expect(p.get('resource_guard_memory_usage_bytes')!.metrics).toHaveLength(1);
       expect(p.get('resource_guard_cpu_load_ratio')?.metrics ?? []).toHaveLength(0);

@@ -38,6 +38,8 @@ describe('healthReport', () => {
       'cpu',
       'event_loop',
       'psi',
+      'heap',
+      'container_memory',
       'budgets',
     ]);
     expect(r).toMatchObject({

@@ -129,11 +129,17 @@ describe('prom-client', () => {
     const registry = new promClient.Registry();
     const reg = registerPromClient({ registry, client: promClient, figures: fixed(FIGURES) });
     const text = await registry.metrics();
-    for (const s of METRIC_SPECS) expect(text).toContain(`# TYPE ${s.name} ${s.type}`);
-    expect(text).toContain('resource_guard_memory_usage_bytes 300');
+    const own = METRIC_SPECS.filter((s) => s.promClientDefault === undefined);
+    for (const s of own) expect(text).toContain(`# TYPE ${s.name} ${s.type}`);
+    // No series that repeats a prom-client default metric, unless asked for.
+    expect(text).not.toContain('resource_guard_memory_usage_bytes');
+    const all = new promClient.Registry();
+    const withDuplicates = registerPromClient({ registry: all, client: promClient, figures: fixed(FIGURES), includeDuplicates: true });
+    expect(await all.metrics()).toContain('resource_guard_memory_usage_bytes 300');
+    withDuplicates.unregister();
     // Same names again: prom-client refuses, and nothing half-registered is left behind.
     expect(() => registerPromClient({ registry, client: promClient, figures: fixed(FIGURES) })).toThrow(/already been registered/);
-    expect(registry.getMetricsAsArray()).toHaveLength(METRIC_SPECS.length);
+    expect(registry.getMetricsAsArray()).toHaveLength(own.length);
     reg.unregister();
     expect(registry.getMetricsAsArray()).toHaveLength(0);
   });

@@ -81,6 +81,20 @@ int read_disk(const char* path_utf8, DiskInfo* out);
 // ENOSYS where the platform reads by path only (Windows).
 int disk_open(const char* path_utf8, intptr_t* handle);
 int read_disk_handle(intptr_t handle, DiskInfo* out);
+// Identity of a directory: its device and inode.
+struct DiskId {
+  uint64_t dev = 0;
+  uint64_t ino = 0;
+};
+// The identity of the directory kept open as `handle` (one fstat, at open).
+int disk_identity(intptr_t handle, DiskId* out);
+// Whether `path_utf8` still names the directory `id` (one stat): 0 when it
+// does; ESTALE when another directory, a mount, or nothing usable sits there
+// now (device or inode differ); else the errno of looking the path up
+// (ENOENT, ENOTDIR, EACCES, ...). Callers reopen on ESTALE and report
+// "unknown" on anything else. While the caller holds the directory open its
+// inode cannot be reused, so a match also means it has not been unlinked.
+int disk_check(const char* path_utf8, const DiskId& id);
 void disk_close(intptr_t handle);
 // Monotonic clock, nanoseconds; only differences are meaningful.
 uint64_t monotonic_ns();

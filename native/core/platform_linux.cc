@@ -465,6 +465,23 @@ int read_disk_handle(intptr_t handle, DiskInfo* out) {
   return 0;
 }
 
+int disk_identity(intptr_t handle, DiskId* out) {
+  struct stat st;
+  if (fstat(static_cast<int>(handle), &st) != 0) return errno;
+  out->dev = static_cast<uint64_t>(st.st_dev);
+  out->ino = static_cast<uint64_t>(st.st_ino);
+  return 0;
+}
+
+int disk_check(const char* path_utf8, const DiskId& id) {
+  if (path_utf8 == nullptr || *path_utf8 == '\0') return ENOENT;
+  struct stat now;
+  if (::stat(path_utf8, &now) != 0) return errno;
+  if (!S_ISDIR(now.st_mode)) return ENOTDIR;
+  if (static_cast<uint64_t>(now.st_dev) != id.dev || static_cast<uint64_t>(now.st_ino) != id.ino) return ESTALE;
+  return 0;
+}
+
 void disk_close(intptr_t handle) {
   if (handle >= 0) close(static_cast<int>(handle));
 }

@@ -219,6 +219,9 @@ uint64_t monotonic_ns() {
 // GetDiskFreeSpaceExW takes a path, not a handle: callers read by path.
 int disk_open(const char*, intptr_t*) { return ENOSYS; }
 int read_disk_handle(intptr_t, DiskInfo*) { return ENOSYS; }
+// Nothing is kept open, so every read already looks the path up afresh.
+int disk_identity(intptr_t, DiskId*) { return ENOSYS; }
+int disk_check(const char*, const DiskId&) { return ENOSYS; }
 void disk_close(intptr_t) {}
 
 const char* platform_name() { return "win32"; }

@@ -8,7 +8,7 @@
  * @module
  */
 export * from '../errors';
-export { parseSize, type Size } from '../validate';
+export { parseSize, sizeUnit, type Size } from '../size';
 export {
   healthReport,
   createHealthHandler,
@@ -25,6 +25,8 @@ export {
   type DiskFigures,
   type CpuFigures,
   type EventLoopFigures,
+  type HeapFigures,
+  type ContainerMemoryFigures,
   type ResourceSampler,
   type ResourceSamplerOptions,
   type BudgetLike,

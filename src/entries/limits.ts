@@ -8,5 +8,5 @@
  * @module
  */
 export * from '../errors';
-export { parseSize, type Size } from '../validate';
+export { parseSize, sizeUnit, type Size } from '../size';
 export * from '../limits/index';

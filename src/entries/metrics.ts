@@ -8,7 +8,7 @@
  * @module
  */
 export * from '../errors';
-export { parseSize, type Size } from '../validate';
+export { parseSize, sizeUnit, type Size } from '../size';
 export {
   metrics,
   createMetricsHandler,
@@ -39,6 +39,7 @@ export {
   type OtelMeterLike,
   type OtelBatchResultLike,
   type OtelObservableLike,
+  type OtelMeterProviderLike,
   type ResourceMetricsOptions,
   type MetricsSnapshot,
   type MetricsCounts,

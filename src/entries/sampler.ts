@@ -8,7 +8,7 @@
  * @module
  */
 export * from '../errors';
-export { parseSize, type Size } from '../validate';
+export { parseSize, sizeUnit, type Size } from '../size';
 export {
   SnapshotField,
   snapshotView,

@@ -9,11 +9,23 @@
  * `RESOURCE_GUARD_CHECKPOINTS` (`1` or `stderr`, `stdout`, or a file path to
  * append to). A disabled checkpoint costs a type check and a branch.
  *
+ * A file is checked when it is configured: {@link configureCheckpoints}
+ * refuses an empty path or one with a NUL byte (`ERR_INVALID_ARG_VALUE`) and
+ * a file it cannot open for appending (`CheckpointFileError`,
+ * `ERR_CHECKPOINT_FILE`), keeping the previous settings. A write that fails
+ * later (the directory was removed, the disk is full) never throws into the
+ * caller of {@link checkpoint}: the line is still returned, and the failure
+ * is reported once with `process.emitWarning` (code
+ * `RG_CHECKPOINT_WRITE_FAILED`, printed to stderr when nobody listens for
+ * `'warning'`); the next failure after a write succeeds again is reported
+ * again. A `sink` function that throws is the caller's own code: its error
+ * propagates from checkpoint().
+ *
  * @module
  */
 import * as fs from 'node:fs';
 import { threadId } from 'node:worker_threads';
-import { InvalidArgTypeError } from '../errors';
+import { CheckpointFileError, InvalidArgTypeError, InvalidArgValueError } from '../errors';
 import { readRss } from '../sampler';
 import { validateBoolean, validateFunction, validateString } from '../validate';
 import { MiB, type Clock, optionsObject, wallClock } from './internal';
@@ -50,8 +62,43 @@ interface Config {
 
 let config: Config | null = null;
 
+/** Whether the last write to the checkpoint file failed (reported once per streak). */
+let fileFailing = false;
+
+/** Appends to a file; a failure is reported as a warning, never thrown. */
+function fileWriter(file: string): (line: string) => void {
+  return (line) => {
+    try {
+      fs.appendFileSync(file, `${line}\n`);
+      fileFailing = false;
+    } catch (err) {
+      if (fileFailing) return;
+      fileFailing = true;
+      const e = err as NodeJS.ErrnoException;
+      process.emitWarning(`Checkpoint lines cannot be written to ${JSON.stringify(file)}: ${e.message}; later failures are not reported until a write succeeds`, {
+        code: 'RG_CHECKPOINT_WRITE_FAILED',
+        detail: e.code,
+      });
+    }
+  };
+}
+
+/** Checks a checkpoint file before it is used: a path, and a file that can be opened for appending. */
+function checkFile(file: string, name: string): string {
+  if (file === '' || file.includes('\0')) throw new InvalidArgValueError(name, file, 'must be a non-empty path without NUL bytes');
+  let fd: number;
+  try {
+    fd = fs.openSync(file, 'a');
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    throw new CheckpointFileError(file, e.code ?? 'UNKNOWN', e.message);
+  }
+  fs.closeSync(fd);
+  return file;
+}
+
 function sinkWriter(sink: CheckpointSink | undefined, file: string | undefined): (line: string) => void {
-  if (file !== undefined) return (line) => fs.appendFileSync(file, `${line}\n`);
+  if (file !== undefined) return fileWriter(file);
   if (sink === undefined || sink === 'stderr') return (line) => process.stderr.write(`${line}\n`);
   if (sink === 'stdout') return (line) => process.stdout.write(`${line}\n`);
   if (typeof sink === 'function') return sink;
@@ -80,9 +127,14 @@ export function configureCheckpoints(options: CheckpointOptions): void {
   const current = config ?? fromEnv();
   const enabled = o.enabled === undefined ? current.enabled : validateBoolean(o.enabled, 'options.enabled');
   const file = o.file === undefined ? undefined : validateString(o.file, 'options.file');
-  const write = o.sink === undefined && file === undefined ? current.write : sinkWriter(o.sink, file);
+  const sink = o.sink;
   const clock = o.clock === undefined ? current.clock : validateFunction<Clock>(o.clock, 'options.clock');
   const rss = o.rss === undefined ? current.rss : validateFunction<() => number>(o.rss, 'options.rss');
+  // Sink checks come after every other option; the file is opened last.
+  let write = current.write;
+  if (sink !== undefined) write = sinkWriter(sink, undefined);
+  if (file !== undefined) write = sinkWriter(undefined, checkFile(file, 'options.file'));
+  if (file !== undefined) fileFailing = false;
   config = { enabled, write, clock, rss };
 }
 

@@ -1,6 +1,8 @@
 /**
- * CpuMonitor: host CPU load, this process's CPU, load against the cgroup CPU
- * quota, and event-loop lag and utilisation, with high and critical
+ * CpuMonitor: CPU load by the CPU rule (this process's or its container's CPU
+ * time against the CPUs it may use; see `src/cpu-usage.ts` and
+ * docs/shedding.md), host CPU load as a separate figure, and event-loop lag
+ * and utilisation, with high and critical
  * thresholds and a throttle that switches on at critical and off only below
  * high (hysteresis, so a load hovering at one threshold does not flap).
  *
@@ -15,7 +17,8 @@ import { EventEmitter } from 'node:events';
 import { monitorEventLoopDelay, performance, type EventLoopUtilization, type IntervalHistogram } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CpuOverloadError, OutOfRangeError } from '../errors';
-import { SnapshotField, cpuCount, ensureSampler, readCgroup, refreshSnapshot, sharedMemory, snapshotView } from '../sampler';
+import { sharedCpuTracker, type CpuUsageTracker } from '../cpu-usage';
+import { SnapshotField, acquireSampler, cpuCount, readCgroup, refreshSnapshot, sharedMemory, snapshotView } from '../sampler';
 import { validateBoolean, validateFraction, validateNumber, validateOneOf } from '../validate';
 import { type Clock, monotonicClock, optionalClock, optionsObject, sane, validateSource } from './internal';
 
@@ -33,12 +36,14 @@ export interface EventLoopReading {
 
 /** Where a {@link CpuMonitor} reads CPU figures. The native sampler is the default. */
 export interface CpuSource {
-  /** Host CPU load, 0..1. */
+  /** Host CPU load, 0..1. Judges the load only with `basis: 'system'`, or when the source has neither `process` nor `container`. */
   system(): number;
   /** CPUs this process keeps busy (CPU-seconds per second; may exceed 1). */
   process?(): number;
   /** The cgroup CPU quota in CPUs, or null when unlimited. */
   quota?(): number | null;
+  /** CPUs the container keeps busy (its cgroup CPU time per second), or null without container accounting. */
+  container?(): number | null;
   /** Event-loop lag and utilisation. */
   eventLoop?(): EventLoopReading;
   /** Logical CPUs. */
@@ -74,9 +79,12 @@ export interface CpuMonitorOptions {
    */
   sampleIntervalMs?: number;
   /**
-   * Which load the thresholds apply to: 'quota' is this process's CPU divided
-   * by the cgroup CPU quota, 'system' the host's load; 'auto' takes 'quota'
-   * when a quota is set, else 'system'.
+   * Which load the thresholds apply to. 'auto' is the CPU rule: the
+   * container's CPU time where it has cgroup CPU accounting, else this
+   * process's, against the CPUs it may use (quota, else affinity, else
+   * count). 'quota' is this process's CPU divided by the cgroup CPU quota;
+   * 'system' the host-wide load (explicit opt-in: a busy neighbour then
+   * counts against this process).
    * @default 'auto'
    */
   basis?: 'auto' | 'system' | 'quota';
@@ -95,11 +103,13 @@ export interface CpuMonitorOptions {
 export interface CpuSample {
   /** The load the thresholds apply to, 0..1 (NaN when unknown). */
   load: number;
-  /** What `load` is. */
-  basis: 'system' | 'quota';
+  /** What `load` is: 'process' or 'container' (the CPU rule), 'quota' or 'system' when asked for. */
+  basis: 'process' | 'container' | 'system' | 'quota';
+  /** CPUs the process may use: the quota, else its affinity, else the CPU count. */
+  cpus: number;
   /** Host CPU load, 0..1. */
   system: number;
-  /** This process's share of the host's CPUs, 0..1. */
+  /** This process's share of the CPUs it may use, 0..1. */
   process: number;
   /** CPUs this process keeps busy (may exceed 1). */
   processCores: number;
@@ -161,7 +171,12 @@ const RESOLUTION_MS = 10;
  * }
  * ```
  */
+/** Gives back the sampler hold of a monitor collected without close(). */
+const samplerHolds = new FinalizationRegistry<() => void>((release) => release());
+
 export class CpuMonitor extends EventEmitter<CpuMonitorEvents> {
+  /** Gives back this monitor's hold on the sampler; null once closed (or with an injected source). */
+  #release: (() => void) | null = null;
   readonly #high: number;
   readonly #critical: number;
   readonly #autoThrottle: boolean;
@@ -171,6 +186,7 @@ export class CpuMonitor extends EventEmitter<CpuMonitorEvents> {
   readonly #source: CpuSource | null;
   readonly #clock: Clock;
   readonly #quota: number | null;
+  readonly #tracker: CpuUsageTracker | null;
   readonly #waitCell = new Int32Array(new SharedArrayBuffer(4));
 
   #histogram: IntervalHistogram | null = null;
@@ -223,8 +239,12 @@ export class CpuMonitor extends EventEmitter<CpuMonitorEvents> {
     this.#basis = basis;
     this.#source = source;
     this.#clock = clock ?? monotonicClock;
+    this.#tracker = source === null && basis === 'auto' ? sharedCpuTracker() : null;
     if (source === null) {
-      ensureSampler();
+      // The monitor's own hold on the sampler: another component's
+      // stopSampler() cannot stop it; close() (or collection) gives it back.
+      this.#release = acquireSampler();
+      samplerHolds.register(this, this.#release, this);
       let quota: number | null = null;
       try {
         quota = readCgroup().cpuQuota;
@@ -260,25 +280,38 @@ export class CpuMonitor extends EventEmitter<CpuMonitorEvents> {
     let cores: number;
     let count: number;
     let quota: number | null;
+    let container: number | null = null;
+    let allowed: number;
     const src = this.#source;
     if (src === null) {
       if (!sharedMemory) refreshSnapshot();
       system = sane(VIEW[SnapshotField.sysLoad]);
       count = VIEW[SnapshotField.cpuCount]! || cpuCount();
-      cores = sane(VIEW[SnapshotField.processLoad]);
-      if (Number.isNaN(cores)) {
-        // Before the sampler's second sample: the average since the process started.
-        const u = process.cpuUsage();
-        cores = (u.user + u.system) / 1000 / Math.max(1, process.uptime() * 1000);
-      }
       quota = this.#quota;
       this.#refreshEventLoop(now);
+      if (this.#tracker !== null) {
+        const r = this.#tracker.read();
+        cores = r.processCores;
+        allowed = r.cpus;
+        if (r.basis === 'container') container = r.cores;
+      } else {
+        cores = sane(VIEW[SnapshotField.processLoad]);
+        if (Number.isNaN(cores)) {
+          // Before the sampler's second sample: the average since the process started.
+          const u = process.cpuUsage();
+          cores = (u.user + u.system) / 1000 / Math.max(1, process.uptime() * 1000);
+        }
+        allowed = quota ?? count;
+      }
     } else {
       system = sane(src.system());
       cores = src.process ? sane(src.process()) : NaN;
       count = src.cpuCount ? sane(src.cpuCount()) : cpuCount();
       const q = src.quota ? src.quota() : null;
       quota = q === null ? null : sane(q);
+      const c = src.container ? src.container() : null;
+      container = c === null ? null : sane(c);
+      allowed = quota !== null && quota > 0 ? Math.min(quota, count > 0 ? count : quota) : count;
       if (src.eventLoop) {
         const el = src.eventLoop();
         this.#lag = sane(el.lagMs);
@@ -287,10 +320,27 @@ export class CpuMonitor extends EventEmitter<CpuMonitorEvents> {
       }
     }
     const quotaLoad = quota !== null && quota > 0 ? Math.min(1, cores / quota) : null;
-    const useQuota = this.#basis === 'quota' || (this.#basis === 'auto' && quota !== null && quota > 0);
-    const basis = useQuota ? 'quota' : 'system';
-    const load = useQuota ? (quotaLoad ?? NaN) : system;
-    return this.#update(load, basis, system, cores, count, quota, quotaLoad, now);
+    let basis: CpuSample['basis'];
+    let load: number;
+    if (this.#basis === 'system') {
+      basis = 'system';
+      load = system;
+    } else if (this.#basis === 'quota') {
+      basis = 'quota';
+      load = quotaLoad ?? NaN;
+    } else if (src !== null && !src.process && !src.container) {
+      // A custom source that gives only the host's load is judged by it.
+      basis = 'system';
+      load = system;
+    } else if (container !== null && !Number.isNaN(container)) {
+      basis = 'container';
+      load = allowed > 0 ? Math.min(1, container / allowed) : NaN;
+    } else {
+      // Without a process figure the rule cannot judge: unknown, not the host's load.
+      basis = 'process';
+      load = allowed > 0 && cores >= 0 ? Math.min(1, cores / allowed) : NaN;
+    }
+    return this.#update(load, basis, system, cores, count, allowed, quota, quotaLoad, now);
   }
 
   /**
@@ -357,12 +407,22 @@ export class CpuMonitor extends EventEmitter<CpuMonitorEvents> {
     this.#inCritical = false;
   }
 
-  /** Stops the event-loop delay histogram. Sampling still works afterwards, without event-loop figures. */
+  /**
+   * Stops the event-loop delay histogram and gives back the monitor's hold
+   * on the sampler thread (which stops once no hold is left in the process).
+   * Idempotent. Sampling still answers afterwards, without event-loop
+   * figures, from the snapshot while anything else keeps the sampler
+   * running; with the sampler stopped, the load is unknown (NaN).
+   */
   close(): void {
     if (this.#histogram !== null) {
       this.#histogram.disable();
       this.#histogram = null;
     }
+    samplerHolds.unregister(this);
+    const release = this.#release;
+    this.#release = null;
+    release?.();
   }
 
   [Symbol.dispose](): void {
@@ -397,10 +457,11 @@ export class CpuMonitor extends EventEmitter<CpuMonitorEvents> {
 
   #update(
     load: number,
-    basis: 'system' | 'quota',
+    basis: CpuSample['basis'],
     system: number,
     cores: number,
     count: number,
+    allowed: number,
     quota: number | null,
     quotaLoad: number | null,
     now: number,
@@ -433,8 +494,9 @@ export class CpuMonitor extends EventEmitter<CpuMonitorEvents> {
     const s: CpuSample = {
       load,
       basis,
+      cpus: allowed,
       system,
-      process: count > 0 ? Math.min(1, cores / count) : NaN,
+      process: allowed > 0 ? Math.min(1, cores / allowed) : NaN,
       processCores: cores,
       cpuCount: count,
       quota,

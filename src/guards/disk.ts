@@ -5,7 +5,14 @@
  *
  * A path whose free space cannot be read is "unknown": its figures are null,
  * never a guessed 0 or Infinity, and every check that needs them fails closed
- * with {@link DiskSpaceUnknownError}.
+ * with {@link DiskSpaceUnknownError} (or `false` from the boolean checks).
+ *
+ * The default source keeps the directory open (one `fstatvfs` per reading).
+ * Every reading first checks that the kept directory is still the one the
+ * path names (same device and inode, one `stat`): when the directory was
+ * removed, replaced (a fresh directory renamed over it) or had a file system
+ * mounted over it, the guard lets the old one go and reads what is at the
+ * path now, or reports unknown when nothing is.
  *
  * @module
  */
@@ -13,11 +20,22 @@ import { EventEmitter } from 'node:events';
 import * as nodePath from 'node:path';
 import { binding } from '../binding';
 import { DiskSpaceError, InvalidArgValueError } from '../errors';
-import { DiskReader, readDisk } from '../sampler';
-import { parseSize, validateInteger, validateString } from '../validate';
+import { readDisk } from '../sampler';
+import { parseSize, validateInteger, validateNumber, validateString } from '../validate';
 import { DiskSpaceUnknownError } from './errors';
 import { estimateOutputSize, type OutputSizeOptions } from './estimate';
-import { MiB, optionalSize, optionsObject, requireOrder, sane, validateSource } from './internal';
+import {
+  type Clock,
+  GuardClosedError,
+  MiB,
+  monotonicClock,
+  optionalClock,
+  optionalSize,
+  optionsObject,
+  requireOrder,
+  sane,
+  validateSource,
+} from './internal';
 
 /** One reading of a {@link DiskSource}, bytes. */
 export interface DiskReading {
@@ -65,6 +83,16 @@ export interface DiskSpaceGuardOptions {
   checkInterval?: number;
   /** Where to read free space. @default the native reader (`readDisk`) */
   source?: DiskSource;
+  /**
+   * How old, in milliseconds, the reading behind the hot check
+   * {@link DiskSpaceGuard.ok} may grow before `ok()` takes a fresh one
+   * (which also notices a removed, replaced or newly mounted directory).
+   * 0 reads on every `ok()` call. Full checks always read.
+   * @default 1000
+   */
+  refreshMs?: number;
+  /** Monotonic clock in milliseconds for `refreshMs`. @default the native monotonic clock */
+  clock?: Clock;
 }
 
 /** What {@link DiskSpaceGuard.check} returns. */
@@ -117,6 +145,44 @@ export interface OutputPlan {
   fits: boolean;
 }
 
+// The native side of the default source. `diskRead` takes the path as an
+// optional third argument: with it, the addon first checks that the kept
+// directory is still the one at the path (-1 when it is not).
+interface NativeDisk {
+  diskOpen(path: string): number;
+  diskRead(handle: number, out: Float64Array, path?: string): number;
+  diskClose(handle: number): void;
+  readDisk(path: string, out: Float64Array): number;
+}
+const native = binding as unknown as NativeDisk;
+
+const ENOSYS = process.platform === 'darwin' ? 78 : process.platform === 'win32' ? 40 : 38;
+/** diskRead: the kept directory is no longer the one at the path. */
+const REPLACED = -1;
+/** Handle states besides an open handle (>= 0). */
+const H_NONE = -1; // not open (yet, or since the last failure)
+const H_BY_PATH = -3; // the platform reads by path (Windows): nothing to keep open
+
+/**
+ * What the finalizer of a guard closes: the handle it holds now (it changes
+ * when the directory is reopened). Shared by the guard and the registry; it
+ * must not reference the guard.
+ */
+interface HandleCell {
+  h: number;
+}
+const finalizer = new FinalizationRegistry<HandleCell>((cell) => {
+  const h = cell.h;
+  cell.h = H_NONE;
+  if (h >= 0) {
+    try {
+      native.diskClose(h);
+    } catch {
+      // The environment is being torn down; its cleanup hook closes every handle.
+    }
+  }
+});
+
 /** Events of {@link DiskSpaceGuard}, each on crossing into the state. */
 export type DiskSpaceGuardEvents = {
   soft: [DiskSpaceStatus];
@@ -130,27 +196,55 @@ const ST_CRITICAL = 2;
 const ST_UNKNOWN = 3;
 const STATES = ['ok', 'low', 'critical', 'unknown'] as const;
 
+/** The options a guard was made with (resolved path, explicit settings): for ResourceGuard's builder. */
+export let guardSpec: (guard: DiskSpaceGuard) => DiskSpaceGuardOptions;
+
 /**
  * Free-space guard for one output directory.
+ *
+ * Failure rule (fail closed): when free space cannot be read — the path is
+ * missing or not a directory, `statvfs` fails, a custom source throws or
+ * returns no usable figure — the reading is "unknown": `check()` returns
+ * state `'unknown'` with null figures (never 0, never unlimited) and fires
+ * `unknown`; `assert()`, `checkBeforeWrite()` and `recordWrite()` (at its
+ * periodic check) throw {@link DiskSpaceUnknownError}
+ * (`ERR_DISK_SPACE_UNKNOWN`); `ok()`, `canWrite()` and
+ * `estimateOutputSize().fits` say false. The next reading tries again.
+ * A closed guard throws {@link GuardClosedError} (`ERR_GUARD_CLOSED`).
  *
  * ```ts
  * const disk = new DiskSpaceGuard({ path: './output', minFree: '1GiB', reserve: '100MiB' });
  * disk.checkBeforeWrite(chunk.length); // throws DiskSpaceError when it would not fit
  * fs.writeSync(fd, chunk);
  * disk.recordWrite(chunk.length);      // re-reads free space every 100 writes
+ * if (!disk.ok()) pause();              // hot check: no system call between refreshes
+ * disk.close();                         // lets go of the directory (or `using disk = …`)
  * ```
  */
 export class DiskSpaceGuard extends EventEmitter<DiskSpaceGuardEvents> {
+  // Hot path of ok(): `#countdown` calls pass on the cached verdict before
+  // the clock is read; `#room` is free space above the minimum at the last
+  // reading less the bytes recorded since (NaN when unknown or closed).
+  #countdown = 0;
+  #room = NaN;
+
   /** The guarded directory, absolute. */
   readonly path: string;
   readonly #source: DiskSource | null;
   readonly #buf = new Float64Array(3);
-  /** Kept-open directory for the default source; null until opened or after a failure. */
-  #reader: DiskReader | null = null;
+  /** The kept-open directory of the default source (see HandleCell). */
+  readonly #cell: HandleCell = { h: H_NONE };
+  #closed = false;
   readonly #minFree: number;
   readonly #softFree: number;
   readonly #reserve: number;
   readonly #interval: number;
+  readonly #refreshMs: number;
+  readonly #clock: Clock;
+  readonly #spec: DiskSpaceGuardOptions;
+  #readAt = NaN;
+  #clockAt = NaN;
+  #callsSinceClock = 0;
 
   #state = -1;
   #available = NaN;
@@ -179,7 +273,10 @@ export class DiskSpaceGuard extends EventEmitter<DiskSpaceGuardEvents> {
     const reserve = optionalSize(o.reserve, 'options.reserve') ?? 0;
     const interval = o.checkInterval === undefined ? 100 : validateInteger(o.checkInterval, 'options.checkInterval', 1, 2 ** 31);
     const source = o.source === undefined ? null : validateSource<DiskSource>(o.source, 'options.source', ['read']);
+    const refreshMs = o.refreshMs === undefined ? 1000 : validateNumber(o.refreshMs, 'options.refreshMs', 0, 2 ** 31 - 1);
+    const clock = optionalClock(o.clock, 'options.clock');
     requireOrder('options.minFree', minFree, 'options.softFree', softFree);
+    // Nothing is opened here: the directory is opened at the first reading.
     this.path = nodePath.resolve(dir);
     this.#minFree = minFree;
     this.#softFree = softFree;
@@ -187,6 +284,56 @@ export class DiskSpaceGuard extends EventEmitter<DiskSpaceGuardEvents> {
     this.#interval = interval;
     this.#opsUntilCheck = interval;
     this.#source = source;
+    this.#refreshMs = refreshMs;
+    this.#clock = clock ?? monotonicClock;
+    const spec: DiskSpaceGuardOptions = { path: this.path, minFree, reserve, checkInterval: interval, refreshMs };
+    if (o.softFree !== undefined) spec.softFree = softFree;
+    if (source !== null) spec.source = source;
+    if (clock !== undefined) spec.clock = clock;
+    this.#spec = spec;
+    if (source === null) finalizer.register(this, this.#cell, this);
+  }
+
+  static {
+    guardSpec = (guard) => ({ ...guard.#spec });
+  }
+
+  /** Whether {@link DiskSpaceGuard.close} was called. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /**
+   * Lets go of the kept-open directory (so its volume can be unmounted).
+   * Idempotent. Afterwards every check throws {@link GuardClosedError}
+   * (`ERR_GUARD_CLOSED`); `limits`, `stats()` and `path` still answer.
+   * A guard that is garbage-collected unclosed is closed by a finalizer.
+   */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#room = NaN;
+    this.#countdown = -Infinity;
+    finalizer.unregister(this);
+    this.#release();
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+
+  /**
+   * The hot check: whether free space is at least `minFree` (as
+   * {@link DiskSpaceGuard.assert} would pass), from a reading at most
+   * `refreshMs` old less the bytes recorded since. No system call between
+   * refreshes: most calls are a decrement and a comparison, and the clock
+   * is read only every so many calls. When the recorded writes would take
+   * free space below the minimum, it confirms with one fresh reading.
+   * Unknown free space fails closed: false.
+   */
+  ok(): boolean {
+    if (--this.#countdown >= 0 && this.#room >= 0) return true;
+    return this.#okSlow();
   }
 
   /** Limits in force, bytes. */
@@ -206,6 +353,7 @@ export class DiskSpaceGuard extends EventEmitter<DiskSpaceGuardEvents> {
 
   /** Reads free space now and returns the status. Never throws for low space. */
   check(): DiskSpaceStatus {
+    this.#assertOpen();
     this.#read();
     return this.#status();
   }
@@ -216,6 +364,7 @@ export class DiskSpaceGuard extends EventEmitter<DiskSpaceGuardEvents> {
    * (`ERR_DISK_SPACE_UNKNOWN`) when it cannot be read.
    */
   assert(): DiskSpaceStatus {
+    this.#assertOpen();
     const available = this.#read();
     if (Number.isNaN(available)) throw new DiskSpaceUnknownError(this.path, this.#reason);
     if (available < this.#minFree) throw new DiskSpaceError(this.path, available, this.#minFree);
@@ -230,6 +379,7 @@ export class DiskSpaceGuard extends EventEmitter<DiskSpaceGuardEvents> {
    */
   checkBeforeWrite(bytes: number | string): number {
     const n = parseSize(bytes, 'bytes');
+    this.#assertOpen();
     const available = this.#read();
     if (Number.isNaN(available)) throw new DiskSpaceUnknownError(this.path, this.#reason);
     const required = this.#minFree + this.#reserve + n;
@@ -240,6 +390,7 @@ export class DiskSpaceGuard extends EventEmitter<DiskSpaceGuardEvents> {
   /** {@link DiskSpaceGuard.checkBeforeWrite} as a boolean: false when it would throw. */
   canWrite(bytes: number | string): boolean {
     const n = parseSize(bytes, 'bytes');
+    this.#assertOpen();
     const available = this.#read();
     return available >= this.#minFree + this.#reserve + n;
   }
@@ -251,9 +402,11 @@ export class DiskSpaceGuard extends EventEmitter<DiskSpaceGuardEvents> {
    */
   recordWrite(bytes: number | string = 0): void {
     const n = parseSize(bytes, 'bytes');
+    this.#assertOpen();
     this.#operations++;
     this.#bytesWritten += n;
     this.#sinceCheck += n;
+    this.#room -= n;
     if (--this.#opsUntilCheck <= 0) {
       this.#opsUntilCheck = this.#interval;
       this.assert();
@@ -263,6 +416,7 @@ export class DiskSpaceGuard extends EventEmitter<DiskSpaceGuardEvents> {
   /** Estimates an output's size (see {@link estimateOutputSize}) and whether it fits now. */
   estimateOutputSize(options: OutputSizeOptions): OutputPlan {
     const bytes = estimateOutputSize(options);
+    this.#assertOpen();
     const available = this.#read();
     const required = this.#minFree + this.#reserve + bytes;
     return {
@@ -301,36 +455,104 @@ export class DiskSpaceGuard extends EventEmitter<DiskSpaceGuardEvents> {
 
   // ---- internals --------------------------------------------------------------
 
+  /** Throws {@link GuardClosedError} once closed. */
+  #assertOpen(): void {
+    if (this.#closed) throw new GuardClosedError('DiskSpaceGuard', this.path);
+  }
+
+  #okSlow(): boolean {
+    this.#assertOpen();
+    const now = this.#clock();
+    const age = now - this.#readAt; // NaN before the first reading
+    let due = !(age >= 0 && age < this.#refreshMs); // a clock that went back counts as due
+    // Recorded writes took the estimate below the minimum: confirm once.
+    if (!due && this.#room < 0 && this.#sinceCheck > 0 && this.#available - this.#minFree >= 0) due = true;
+    if (due) this.#read(now);
+    this.#countdown = this.#nextCountdown(now);
+    return this.#room >= 0;
+  }
+
+  /**
+   * Calls of ok() to let pass before the clock is read again: about an
+   * eighth of `refreshMs` at the call rate seen since the last clock read,
+   * between 0 and 1023, so that a reading is never much older than
+   * `refreshMs` and the clock costs nothing per call in a tight loop.
+   */
+  #nextCountdown(now: number): number {
+    const calls = this.#callsSinceClock + 1;
+    const elapsed = now - this.#clockAt;
+    this.#clockAt = now;
+    if (this.#refreshMs === 0) {
+      this.#callsSinceClock = 0;
+      return 0;
+    }
+    const k = !(elapsed > 0) ? 1024 : Math.floor((calls * this.#refreshMs) / 8 / elapsed);
+    const n = Math.max(1, Math.min(1024, k));
+    this.#callsSinceClock = n - 1;
+    return n - 1;
+  }
+
+  /** Closes the kept directory, if any. */
+  #release(): void {
+    const h = this.#cell.h;
+    this.#cell.h = H_NONE;
+    if (h >= 0) native.diskClose(h);
+  }
+
+  /** Opens the directory at the path; 0 or an errno. */
+  #openDir(): number {
+    const r = native.diskOpen(this.path);
+    if (r >= 0) {
+      this.#cell.h = r;
+      return 0;
+    }
+    if (-r === ENOSYS) {
+      this.#cell.h = H_BY_PATH;
+      return 0;
+    }
+    return -r;
+  }
+
+  /** One reading from the default source into #buf: 0 or an errno. */
+  #readNative(): number {
+    const buf = this.#buf;
+    if (this.#cell.h === H_NONE) {
+      const err = this.#openDir();
+      if (err !== 0) return err;
+      // Just opened at the path: nothing to check.
+      return this.#cell.h >= 0 ? native.diskRead(this.#cell.h, buf) : native.readDisk(this.path, buf);
+    }
+    if (this.#cell.h === H_BY_PATH) return native.readDisk(this.path, buf);
+    let err = native.diskRead(this.#cell.h, buf, this.path);
+    if (err === REPLACED) {
+      // Removed, replaced or mounted over: read what is at the path now.
+      this.#release();
+      err = this.#openDir();
+      if (err === 0) err = this.#cell.h >= 0 ? native.diskRead(this.#cell.h, buf) : native.readDisk(this.path, buf);
+    }
+    if (err !== 0) this.#release(); // look the path up again next time
+    return err;
+  }
+
   /** Takes a reading; returns available bytes or NaN (unknown). */
-  #read(): number {
+  #read(now = NaN): number {
     this.#checks++;
     let available = NaN;
     let total = NaN;
     let reason: unknown = null;
     if (this.#source === null) {
-      const buf = this.#buf;
-      if (this.#reader === null) {
-        try {
-          this.#reader = DiskReader.open(this.path);
-        } catch {
-          this.#reader = null;
-        }
-      }
-      const err = this.#reader !== null ? this.#reader.readInto(buf) : binding.readDisk(this.path, buf);
+      const err = this.#readNative();
       if (err === 0) {
-        total = buf[0]!;
-        available = buf[2]!;
+        total = this.#buf[0]!;
+        available = this.#buf[2]!;
       } else {
-        // Reopen next time (the directory may have been replaced).
-        this.#reader?.close();
-        this.#reader = null;
         // The sampler's reader turns the errno into the right PathError.
         try {
-          const info = readDisk(this.path);
+          const info = readDisk(this.path); // it came back in between
           total = info.total;
           available = info.available;
-        } catch (err) {
-          reason = err;
+        } catch (e) {
+          reason = e;
         }
       }
     } else {
@@ -347,6 +569,8 @@ export class DiskSpaceGuard extends EventEmitter<DiskSpaceGuardEvents> {
     this.#total = total;
     this.#reason = reason;
     this.#sinceCheck = 0;
+    this.#room = available - this.#minFree;
+    this.#readAt = Number.isNaN(now) ? this.#clock() : now;
     this.#update(available);
     return available;
   }

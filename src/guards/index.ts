@@ -6,6 +6,7 @@
  * @module
  */
 export { DiskSpaceUnknownError } from './errors';
+export { GuardClosedError } from './internal';
 export {
   MemoryGuard,
   readHeap,

@@ -5,11 +5,28 @@
  * @module
  */
 import { binding } from '../binding';
-import { InvalidArgTypeError, InvalidArgValueError, OutOfRangeError } from '../errors';
-import { parseSize, validateFunction, validateObject } from '../validate';
+import { InvalidArgTypeError, InvalidArgValueError, OutOfRangeError, ResourceError } from '../errors';
+import { parseSize } from '../size';
+import { validateFunction, validateObject } from '../validate';
 
 /** 2^20: the "MB" of MemoryBudget messages, checkpoints and `*_MB` variables. */
 export const MiB = 1024 * 1024;
+
+/**
+ * A guard was used after its `close()`: it has let go of what it held (an
+ * open directory, a timer, a CPU monitor) and no longer answers checks, so
+ * that a closed guard can never be mistaken for one that says "ok".
+ */
+export class GuardClosedError extends ResourceError {
+  constructor(
+    /** Class of the closed guard, e.g. 'DiskSpaceGuard'. */
+    readonly guard: string,
+    /** What it guarded (a path), when that helps tell guards apart. */
+    readonly target?: string,
+  ) {
+    super('ERR_GUARD_CLOSED', `The ${guard}${target === undefined ? '' : ` on ${JSON.stringify(target)}`} is closed`);
+  }
+}
 
 /** A monotonic clock in milliseconds. */
 export type Clock = () => number;

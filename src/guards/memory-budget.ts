@@ -5,6 +5,13 @@
  *
  *     Memory limit exceeded: 12500 MB / 13107 MB (80% of system RAM)
  *
+ * When usage and limit print as the same whole MB, the exact bytes end
+ * the message: `13107 MB / 13107 MB (80% of system RAM); exactly
+ * 13743895348 bytes / 13743895347 bytes`.
+ * Settings whose limit, `floor(total × fraction)`, would be 0 bytes are
+ * refused (`ERR_OUT_OF_RANGE` for a configured total, `ERR_MEMORY_BUDGET`
+ * for a RAM or cgroup reading), so fractions are always finite.
+ *
  * "MB" in these messages is 2^20 bytes (so 16 GiB of RAM reads 16384 MB).
  * Usage is the resident set size of the process, read fresh and cached for
  * 500 ms; a failed reading is not cached, and an unreadable usage fails
@@ -135,9 +142,22 @@ export class MemoryBudget {
         basis = 'system';
       }
     }
+    const limit = Math.floor(base * fraction);
+    if (!(limit >= 1)) {
+      // A limit of 0 bytes would make every fraction NaN or Infinity.
+      if (basis === 'configured') {
+        throw new OutOfRangeError('options.total', `a size whose fraction (${fraction}) is at least 1 byte`, o.total);
+      }
+      throw new MemoryBudgetError(
+        toMB(base),
+        0,
+        fraction * 100,
+        `Memory budget: ${fraction * 100}% of ${base} bytes (${basis === 'cgroup' ? 'the cgroup memory limit' : 'physical RAM'}) is less than 1 byte`,
+      );
+    }
     this.total = base;
     this.fraction = fraction;
-    this.limit = Math.floor(base * fraction);
+    this.limit = limit;
     this.basis = basis;
     this.cacheMs = cacheMs;
     this.#usage = source.usage;
@@ -231,12 +251,10 @@ export class MemoryBudget {
     }
     if (usage > this.limit) {
       const current = toMB(usage);
-      throw new MemoryBudgetError(
-        current,
-        this.limitMB(),
-        this.fraction * 100,
-        `Memory limit exceeded: ${current} MB / ${this.limitMB()} MB (${this.#of()})`,
-      );
+      const limitMB = this.limitMB();
+      // Whole MB can print alike for different figures: then give the bytes too.
+      const exact = current === limitMB ? `; exactly ${usage} bytes / ${this.limit} bytes` : '';
+      throw new MemoryBudgetError(current, limitMB, this.fraction * 100, `Memory limit exceeded: ${current} MB / ${limitMB} MB (${this.#of()})${exact}`);
     }
   }
 

@@ -9,6 +9,13 @@
  * guards' own events are re-emitted with a prefix (`memory:soft`,
  * `disk:hard`, `cpu:throttle`, …).
  *
+ * Construction validates every option before it takes anything (the
+ * sampler, an event-loop monitor, a directory): a rejected `new
+ * ResourceGuard(…)` or builder step leaves nothing behind and changes
+ * nothing. Nothing thrown inside its `watch()` timer reaches the event loop:
+ * it is emitted as `error`, or, with no `error` listener, reported once as a
+ * process warning (code `RESOURCE_GUARD_WATCH_ERROR`).
+ *
  * @module
  */
 import { EventEmitter } from 'node:events';
@@ -19,12 +26,12 @@ import {
   type DegradationOptions,
   type DegradationResult,
 } from '../degradation';
-import { DegradedError, InvalidArgTypeError } from '../errors';
+import { DegradedError, InvalidArgTypeError, OutOfRangeError } from '../errors';
 import { readPsi } from '../sampler';
-import { validateNumber, validateObject, validateString } from '../validate';
+import { parseSize, validateNumber, validateObject, validateString } from '../validate';
 import { CpuMonitor, type CpuMonitorOptions, type CpuSample } from './cpu';
-import { DiskSpaceGuard, type DiskSpaceGuardOptions, type DiskSpaceStatus } from './disk';
-import { MiB, envBoolean, envFraction, envInteger, envMegabytes, optionsObject } from './internal';
+import { DiskSpaceGuard, guardSpec, type DiskSpaceGuardOptions, type DiskSpaceStatus } from './disk';
+import { GuardClosedError, MiB, envBoolean, envFraction, envInteger, envMegabytes, optionsObject } from './internal';
 import { MemoryGuard, type MemoryGuardOptions, type MemoryGuardStatus } from './memory';
 
 /** Options of {@link ResourceGuard}. */
@@ -130,6 +137,14 @@ export type ResourceGuardEvents = {
   stats: [ResourceGuardStats];
   /** The degradation level changed (forwarded from the controller's `change`). */
   level: [DegradationChange];
+  /**
+   * Something thrown inside the `watch()` timer: a failed reading, or a
+   * listener of `stats` or of a forwarded event that threw. Without a
+   * listener for it, the first such error of the guard is reported as a
+   * process warning (code `RESOURCE_GUARD_WATCH_ERROR`) and later ones are
+   * dropped; the timer keeps running either way.
+   */
+  error: [unknown];
 };
 
 type Env = Record<string, string | undefined>;
@@ -137,6 +152,12 @@ type Detach = () => void;
 
 /**
  * Memory, disk and CPU guards in one.
+ *
+ * Failure rule: each guard keeps its own (the memory and disk guards fail
+ * closed: an unknown figure makes `ok()` false and `checkAll()` throw; CPU
+ * load that cannot be read changes no state). `stats()` reports an unknown
+ * figure as null and never throws for one. A closed ResourceGuard throws
+ * {@link GuardClosedError} (`ERR_GUARD_CLOSED`) rather than answer.
  *
  * ```ts
  * const guard = new ResourceGuard()
@@ -155,23 +176,39 @@ export class ResourceGuard extends EventEmitter<ResourceGuardEvents> {
   #detachDisk: Detach | null = null;
   #detachCpu: Detach | null = null;
   #ownsCpu = false;
+  #ownsDisk = false;
+  #ownsMemory = false;
   #timer: NodeJS.Timeout | null = null;
   #controller: DegradationController | null = null;
   #detachController: Detach | null = null;
   #lastChange: DegradationChange | null = null;
+  // What the builder steps named so far, for guards this object made (null
+  // for a guard the caller passed in, or none): a later step merges over it.
+  #memorySpec: MemoryGuardOptions | null = null;
+  #cpuSpec: CpuMonitorOptions | null = null;
+  #degradationSpec: DegradationOptions | null = null;
+  #closed = false;
+  #warned = false;
 
   constructor(options?: ResourceGuardOptions) {
     super();
     const o = optionsObject<ResourceGuardOptions>(options, 'options');
-    // Build all of them first, so a bad option leaves nothing half-made.
-    const memory = o.memory === undefined || o.memory === true ? new MemoryGuard() : makeMemory(o.memory, 'options.memory');
-    const disk = o.disk === undefined || o.disk === false ? null : makeDisk(o.disk, 'options.disk');
-    const cpu = o.cpu === undefined || o.cpu === false ? null : makeCpu(o.cpu, 'options.cpu');
-    const controller = makeController(o.degradation, 'options.degradation');
-    this.#setController(controller);
-    this.#setMemory(memory);
-    this.#setDisk(disk);
-    this.#setCpu(cpu, cpu !== null && !(o.cpu instanceof CpuMonitor));
+    // Everything is validated before anything is taken. The controller and
+    // the disk guard take nothing when made (the disk guard opens its
+    // directory at its first reading); the CPU options are checked by a dry
+    // run; the memory guard starts the sampler only once its own options
+    // passed; and the CPU monitor, made last, can no longer fail.
+    const degradation = o.degradation === undefined ? true : o.degradation;
+    const controller = makeController(degradation, 'options.degradation');
+    const disk = o.disk === undefined || o.disk === false ? null : makeDisk(o.disk, null, 'options.disk');
+    const cpuSpec = o.cpu === undefined || o.cpu === false ? null : cpuOptions(o.cpu === true ? {} : o.cpu, null, 'options.cpu');
+    const memorySpec = o.memory === undefined || o.memory === true ? {} : memoryOptions(o.memory, null, 'options.memory');
+    const memory = memorySpec === null ? null : memorySpec instanceof MemoryGuard ? memorySpec : new MemoryGuard(memorySpec);
+    const cpu = cpuSpec === null ? null : cpuSpec instanceof CpuMonitor ? cpuSpec : new CpuMonitor(cpuSpec);
+    this.#setController(controller, isOptions(degradation) ? { ...(degradation as DegradationOptions) } : degradation === true ? {} : null);
+    this.#setMemory(memory, memorySpec instanceof MemoryGuard ? null : memorySpec);
+    this.#setDisk(disk, disk !== null && !(o.disk instanceof DiskSpaceGuard));
+    this.#setCpu(cpu, cpuSpec instanceof CpuMonitor ? null : cpuSpec);
   }
 
   /**
@@ -268,6 +305,7 @@ export class ResourceGuard extends EventEmitter<ResourceGuardEvents> {
    * figures to the controller once, and returns the resulting level.
    */
   updateLevel(): DegradationResult {
+    this.#assertOpen();
     const before = this.level;
     this.stats(); // feeds the controller once
     const level = this.level;
@@ -275,58 +313,114 @@ export class ResourceGuard extends EventEmitter<ResourceGuardEvents> {
   }
 
   // ---- builder ------------------------------------------------------------------
+  //
+  // Steps compose: a step changes what it names and keeps the rest. Options
+  // given to a step are merged over what earlier steps named for that guard
+  // (for a guard the caller passed in: over the settings it reports). A step
+  // that passes a guard, a controller or `false` replaces the whole of it;
+  // `true` keeps the one there is, or makes one with defaults. A rejected
+  // step changes nothing and takes nothing.
 
-  /** Replaces the degradation controller (options, a controller, or false for none). */
+  /**
+   * The degradation controller: options (merged over earlier ones), a
+   * controller, true (keep the current one, or make a default one), or
+   * false for none.
+   */
   withDegradation(degradation: DegradationOptions | DegradationController | boolean = true): this {
-    this.#setController(makeController(degradation, 'degradation'));
+    this.#assertOpen();
+    if (degradation === true && this.#controller !== null) return this;
+    const spec = isOptions(degradation) ? mergeDegradation(this.#degradationSpec, degradation as DegradationOptions) : null;
+    const controller = makeController(spec ?? degradation, 'degradation');
+    this.#setController(controller, spec ?? (degradation === true ? {} : null));
     return this;
   }
 
   /**
    * Sets the memory hard limit (and optionally the soft one), creating a
-   * memory guard if there is none. On a bad argument nothing changes.
+   * memory guard if there is none. On a bad argument nothing changes; a
+   * hard limit of 0 is refused (`ERR_OUT_OF_RANGE`).
    */
   withMemoryLimit(hardLimit: number | string, softLimit?: number | string): this {
+    this.#assertOpen();
     const limits: { hardLimit: number | string; softLimit?: number | string } = { hardLimit };
     if (softLimit !== undefined) limits.softLimit = softLimit;
-    if (this.#memory === null) this.#setMemory(new MemoryGuard(limits));
-    else this.#memory.setLimits(limits);
+    refuseZeroLimits(limits, 'hardLimit');
+    if (this.#memory === null) {
+      const spec = { ...this.#memorySpec, ...limits };
+      this.#setMemory(new MemoryGuard(spec), spec);
+    } else {
+      this.#memory.setLimits(limits);
+      if (this.#memorySpec !== null) this.#memorySpec = { ...this.#memorySpec, ...limits };
+    }
     return this;
   }
 
-  /** Replaces the memory guard (options, a guard, or false to remove it). */
+  /**
+   * The memory guard: options (merged over earlier ones), a guard, true
+   * (keep the current one, or make a default one), or false for none.
+   */
   withMemory(memory: MemoryGuardOptions | MemoryGuard | boolean): this {
-    this.#setMemory(memory === true ? new MemoryGuard() : makeMemory(memory, 'memory'));
+    this.#assertOpen();
+    if (memory === true && this.#memory !== null) return this;
+    const spec = memoryOptions(memory === true ? {} : memory, this.#current('memory'), 'memory');
+    const guard = spec === null ? null : spec instanceof MemoryGuard ? spec : new MemoryGuard(spec);
+    this.#setMemory(guard, spec instanceof MemoryGuard ? null : spec);
     return this;
   }
 
-  /** Guards free space in `path`, replacing any disk guard. */
+  /**
+   * Guards free space in `path`, keeping the disk settings of earlier steps
+   * (`options` are merged over them).
+   */
   withOutputPath(path: string, options?: Omit<DiskSpaceGuardOptions, 'path'>): this {
+    this.#assertOpen();
     validateString(path, 'path');
     const o = optionsObject<DiskSpaceGuardOptions>(options, 'options');
-    this.#setDisk(new DiskSpaceGuard({ ...o, path }));
+    this.#setDisk(makeDisk({ ...o, path }, this.#disk, 'options'), true);
     return this;
   }
 
-  /** Replaces the disk guard (options, a guard, a path, or false to remove it). */
+  /**
+   * The disk guard: options or a path (merged over earlier steps), a guard,
+   * true (keep the current one, or watch the current directory), or false
+   * for none.
+   */
   withDisk(disk: DiskSpaceGuardOptions | DiskSpaceGuard | string | boolean): this {
-    this.#setDisk(disk === false ? null : makeDisk(disk, 'disk'));
+    this.#assertOpen();
+    if (disk === true && this.#disk !== null) return this;
+    const guard = disk === false ? null : makeDisk(disk, this.#disk, 'disk');
+    this.#setDisk(guard, guard !== null && !(disk instanceof DiskSpaceGuard));
     return this;
   }
 
-  /** Turns CPU monitoring on (with options or a monitor) or off (false). */
+  /**
+   * CPU monitoring: options (merged over earlier ones), a monitor, true
+   * (keep the current one, or make one with defaults), or false for none.
+   */
   withCpuMonitoring(cpu: CpuMonitorOptions | CpuMonitor | boolean = true): this {
-    const monitor = cpu === false ? null : makeCpu(cpu, 'cpu');
-    this.#setCpu(monitor, monitor !== null && !(cpu instanceof CpuMonitor));
+    this.#assertOpen();
+    if (cpu === true && this.#cpu !== null) return this;
+    const spec = cpu === false ? null : cpuOptions(cpu === true ? {} : cpu, this.#current('cpu'), 'cpu');
+    const monitor = spec === null ? null : spec instanceof CpuMonitor ? spec : new CpuMonitor(spec);
+    this.#setCpu(monitor, spec instanceof CpuMonitor ? null : spec);
     return this;
   }
 
   // ---- checks -----------------------------------------------------------------
 
-  /** The memory guard's hot check (true without a memory guard). */
+  /**
+   * The hot check: the memory guard's and the disk guard's `ok()` (each
+   * false when its figure is unknown: both fail closed), and false at the
+   * `emergency` degradation level, as {@link ResourceGuard.checkAll} would
+   * throw. CPU load has no hot check; {@link ResourceGuard.checkAll} samples
+   * it. Throws {@link GuardClosedError} after close().
+   */
   ok(): boolean {
+    if (this.#closed) throw new GuardClosedError('ResourceGuard');
     const m = this.#memory;
-    return m === null || m.ok();
+    const d = this.#disk;
+    const c = this.#controller;
+    return (m === null || m.ok()) && (d === null || d.ok()) && (c === null || c.levelIndex < 3);
   }
 
   /**
@@ -335,6 +429,7 @@ export class ResourceGuard extends EventEmitter<ResourceGuardEvents> {
    * `CpuOverloadError`. Returns every status when all pass.
    */
   checkAll(): ResourceGuardStatus {
+    this.#assertOpen();
     const memory = this.#memory === null ? null : this.#memory.assert();
     const disk = this.#disk === null ? null : this.#disk.assert();
     const cpu = this.#cpu === null ? null : this.#cpu.assert();
@@ -343,8 +438,8 @@ export class ResourceGuard extends EventEmitter<ResourceGuardEvents> {
       controller.update({
         memory: memoryFraction(memory),
         diskAvailable: disk === null ? null : disk.available,
-        cpu: cpu === null || Number.isNaN(cpu.load) ? null : cpu.load,
-        eventLoopLagMs: cpu === null ? null : cpu.eventLoopLagMs,
+        cpu: cpu === null ? null : known(cpu.load),
+        eventLoopLagMs: cpu === null ? null : known(cpu.eventLoopLagMs),
       });
       if (controller.level === 'emergency') {
         const cause = this.#lastChange === null ? 'forced or inherited' : `driven by ${this.#lastChange.input}`;
@@ -359,6 +454,7 @@ export class ResourceGuard extends EventEmitter<ResourceGuardEvents> {
    * and returns the figures; also emits them as a `stats` event.
    */
   stats(): ResourceGuardStats {
+    this.#assertOpen();
     let memoryUsage: number | null = null;
     let rss: number | null = null;
     let memoryLimit: number | null = null;
@@ -394,9 +490,9 @@ export class ResourceGuard extends EventEmitter<ResourceGuardEvents> {
     let throttling = false;
     if (this.#cpu !== null) {
       const c = this.#cpu.sample();
-      cpuLoad = Number.isNaN(c.load) ? null : c.load;
-      lag = c.eventLoopLagMs;
-      elu = c.eventLoopUtilization;
+      cpuLoad = known(c.load);
+      lag = known(c.eventLoopLagMs);
+      elu = known(c.eventLoopUtilization);
       throttling = c.throttling;
     }
     const stats: ResourceGuardStats = {
@@ -449,9 +545,10 @@ export class ResourceGuard extends EventEmitter<ResourceGuardEvents> {
    * earlier watch.
    */
   watch(intervalMs = 1000): this {
+    this.#assertOpen();
     validateNumber(intervalMs, 'intervalMs', 1, 2 ** 31 - 1);
     this.unwatch();
-    this.#timer = setInterval(() => this.stats(), intervalMs);
+    this.#timer = setInterval(() => this.#tick(), intervalMs);
     this.#timer.unref();
     return this;
   }
@@ -465,13 +562,27 @@ export class ResourceGuard extends EventEmitter<ResourceGuardEvents> {
     return this;
   }
 
-  /** Stops watching, detaches from the guards and closes the CPU monitor it created. */
+  /** Whether {@link ResourceGuard.close} was called. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /**
+   * Stops watching, detaches from the guards and closes the ones it made
+   * (the memory guard's hold on the sampler, the disk guard's open
+   * directory, the CPU monitor's event-loop monitor). Guards passed in stay
+   * open: they are the caller's. Idempotent;
+   * afterwards the checks, `stats()`, `watch()` and the builder steps throw
+   * {@link GuardClosedError} (`ERR_GUARD_CLOSED`).
+   */
   close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
     this.unwatch();
-    this.#setMemory(null);
-    this.#setDisk(null);
-    this.#setCpu(null, false);
-    this.#setController(null);
+    this.#setMemory(null, null);
+    this.#setDisk(null, false);
+    this.#setCpu(null, null);
+    this.#setController(null, null);
   }
 
   [Symbol.dispose](): void {
@@ -480,7 +591,50 @@ export class ResourceGuard extends EventEmitter<ResourceGuardEvents> {
 
   // ---- internals ----------------------------------------------------------------
 
-  #setController(controller: DegradationController | null): void {
+  #assertOpen(): void {
+    if (this.#closed) throw new GuardClosedError('ResourceGuard');
+  }
+
+  /** One tick of watch(): nothing thrown here may reach the event loop. */
+  #tick(): void {
+    try {
+      this.stats();
+    } catch (err) {
+      this.#report(err);
+    }
+  }
+
+  #report(err: unknown): void {
+    if (this.listenerCount('error') > 0) {
+      try {
+        this.emit('error', err);
+        return;
+      } catch (listenerErr) {
+        err = listenerErr;
+      }
+    }
+    if (this.#warned) return;
+    this.#warned = true;
+    try {
+      const message = err instanceof Error ? err.message : String(err);
+      process.emitWarning(
+        `ResourceGuard.watch(): a periodic reading failed: ${message}. ` +
+          "Later failures of this guard are not reported; listen for 'error' to see each one.",
+        { code: 'RESOURCE_GUARD_WATCH_ERROR', detail: err instanceof Error && err.stack ? err.stack : undefined },
+      );
+    } catch {
+      // A replaced process.emitWarning that throws: nothing more can be done.
+    }
+  }
+
+  /** The current guard of a slot when it is one the caller passed in (its settings seed a merge), else the spec. */
+  #current(slot: 'memory' | 'cpu'): object | null {
+    if (slot === 'memory') return this.#memorySpec ?? this.#memory;
+    return this.#cpuSpec ?? this.#cpu;
+  }
+
+  #setController(controller: DegradationController | null, spec: DegradationOptions | null): void {
+    this.#degradationSpec = controller === null ? null : spec;
     this.#detachController?.();
     this.#detachController = null;
     this.#controller = controller;
@@ -494,31 +648,44 @@ export class ResourceGuard extends EventEmitter<ResourceGuardEvents> {
     }
   }
 
-  #setMemory(guard: MemoryGuard | null): void {
+  /** `spec` null: a guard the caller passed in (not ours to close). */
+  #setMemory(guard: MemoryGuard | null, spec: MemoryGuardOptions | null): void {
     this.#detachMemory?.();
+    if (this.#ownsMemory && this.#memory !== null && this.#memory !== guard) this.#memory.close();
     this.#memory = guard;
+    this.#ownsMemory = guard !== null && spec !== null;
+    this.#memorySpec = guard === null ? null : spec;
     this.#detachMemory = guard === null ? null : forward(guard, this, 'memory', ['soft', 'hard', 'growth']);
   }
 
-  #setDisk(guard: DiskSpaceGuard | null): void {
+  #setDisk(guard: DiskSpaceGuard | null, owned: boolean): void {
     this.#detachDisk?.();
+    if (this.#ownsDisk && this.#disk !== null && this.#disk !== guard) this.#disk.close();
     this.#disk = guard;
+    this.#ownsDisk = guard !== null && owned;
     this.#detachDisk = guard === null ? null : forward(guard, this, 'disk', ['soft', 'hard', 'unknown']);
   }
 
-  #setCpu(monitor: CpuMonitor | null, owned: boolean): void {
+  /** `spec` null: a monitor the caller passed in (not ours to close). */
+  #setCpu(monitor: CpuMonitor | null, spec: CpuMonitorOptions | null): void {
     this.#detachCpu?.();
     if (this.#ownsCpu && this.#cpu !== null && this.#cpu !== monitor) this.#cpu.close();
     this.#cpu = monitor;
-    this.#ownsCpu = owned;
+    this.#ownsCpu = monitor !== null && spec !== null;
+    this.#cpuSpec = monitor === null ? null : spec;
     this.#detachCpu = monitor === null ? null : forward(monitor, this, 'cpu', ['high', 'critical', 'throttle', 'unthrottle']);
   }
+}
+
+/** A figure a source reported, or null when it is not a finite number >= 0 (unknown, never a made-up 0). */
+function known(value: number | null | undefined): number | null {
+  return typeof value === 'number' && value >= 0 && value < Infinity ? value : null;
 }
 
 function memoryPressure(): number | null {
   try {
     const psi = readPsi('memory');
-    return psi === null ? null : psi.some.avg10;
+    return psi === null ? null : known(psi.some.avg10);
   } catch {
     return null;
   }
@@ -535,26 +702,106 @@ function forward(source: EventEmitter, target: EventEmitter, prefix: string, nam
   };
 }
 
-function makeMemory(value: unknown, name: string): MemoryGuard | null {
-  if (value === false) return null;
-  if (value instanceof MemoryGuard) return value;
-  if (typeof value === 'object' && value !== null && !Array.isArray(value)) return new MemoryGuard(value as MemoryGuardOptions);
-  throw new InvalidArgTypeError(name, 'a boolean, an options object or a MemoryGuard', value);
+function isOptions(value: unknown): boolean {
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    !Array.isArray(value) &&
+    !(value instanceof EventEmitter) &&
+    !(value instanceof DegradationController)
+  );
 }
 
-function makeDisk(value: unknown, name: string): DiskSpaceGuard {
-  if (value instanceof DiskSpaceGuard) return value;
-  if (value === true) return new DiskSpaceGuard();
-  if (typeof value === 'string') return new DiskSpaceGuard({ path: value });
-  if (typeof value === 'object' && value !== null && !Array.isArray(value)) return new DiskSpaceGuard(value as DiskSpaceGuardOptions);
+/** Refuses limits that no process can meet (0 bytes): they would divide by zero downstream. */
+function refuseZeroLimits(o: Record<string, unknown>, ...keys: string[]): void {
+  for (const key of keys) {
+    const v = o[key];
+    if (v === undefined) continue;
+    if (parseSize(v, key) === 0) throw new OutOfRangeError(key, '> 0 bytes (a process cannot use 0 bytes)', v);
+  }
+}
+
+/**
+ * Memory guard options merged over `base` (earlier steps' options, or the
+ * settings of a guard the caller gave), validated for what ResourceGuard
+ * needs beyond MemoryGuard's own checks; a MemoryGuard as it is; null for
+ * none. Takes nothing.
+ */
+function memoryOptions(value: unknown, base: object | null, name: string): MemoryGuardOptions | MemoryGuard | null {
+  if (value === false) return null;
+  if (value instanceof MemoryGuard) {
+    if (value.closed) throw new GuardClosedError('MemoryGuard');
+    const l = value.limits;
+    if (!(l.hardLimit > 0)) throw new OutOfRangeError(`${name}.limits.hardLimit`, '> 0 bytes', l.hardLimit);
+    return value;
+  }
+  if (!isOptions(value)) throw new InvalidArgTypeError(name, 'a boolean, an options object or a MemoryGuard', value);
+  const o = value as MemoryGuardOptions;
+  const given: Record<string, unknown> = {};
+  for (const key of ['hardLimit', 'softLimit', 'heapHardLimit', 'heapSoftLimit'] as const) given[`${name}.${key}`] = o[key];
+  refuseZeroLimits(given, `${name}.hardLimit`, `${name}.heapHardLimit`);
+  let from: MemoryGuardOptions = {};
+  if (base instanceof MemoryGuard) {
+    // A guard the caller gave: its limits, with the soft ones re-derived
+    // when this step names the hard one.
+    const l = base.limits;
+    from = { hardLimit: l.hardLimit, growthRateThreshold: l.growthRateThreshold, growthWindowMs: l.growthWindowMs };
+    if (o.hardLimit === undefined) from.softLimit = l.softLimit;
+  } else if (base !== null) {
+    from = base as MemoryGuardOptions;
+  }
+  return { ...from, ...o };
+}
+
+/**
+ * CPU monitor options merged over `base`, checked by a dry run (a monitor on
+ * a stand-in source starts neither the sampler nor an event-loop monitor),
+ * so that making the real one afterwards cannot fail; a CpuMonitor as it is.
+ */
+function cpuOptions(value: unknown, base: object | null, name: string): CpuMonitorOptions | CpuMonitor {
+  if (value instanceof CpuMonitor) return value;
+  if (!isOptions(value)) throw new InvalidArgTypeError(name, 'a boolean, an options object or a CpuMonitor', value);
+  let from: CpuMonitorOptions = {};
+  if (base instanceof CpuMonitor) {
+    const t = base.thresholds;
+    from = { highThreshold: t.high, criticalThreshold: t.critical, autoThrottle: t.autoThrottle, throttleDelayMs: t.throttleDelayMs };
+  } else if (base !== null) {
+    from = base as CpuMonitorOptions;
+  }
+  const merged: CpuMonitorOptions = { ...from, ...(value as CpuMonitorOptions) };
+  if (merged.source === undefined) new CpuMonitor({ ...merged, source: { system: () => NaN } });
+  return merged;
+}
+
+/** A disk guard from a path, options (merged over the current guard's), `true`, or a guard as it is. Takes nothing. */
+function makeDisk(value: unknown, current: DiskSpaceGuard | null, name: string): DiskSpaceGuard {
+  if (value instanceof DiskSpaceGuard) {
+    if (value.closed) throw new GuardClosedError('DiskSpaceGuard', value.path);
+    return value;
+  }
+  const base = current === null ? {} : guardSpec(current);
+  if (value === true) return new DiskSpaceGuard(base);
+  if (typeof value === 'string') return new DiskSpaceGuard({ ...base, path: value });
+  if (isOptions(value)) return new DiskSpaceGuard({ ...base, ...(value as DiskSpaceGuardOptions) });
   throw new InvalidArgTypeError(name, 'a boolean, a path, an options object or a DiskSpaceGuard', value);
 }
 
-function makeCpu(value: unknown, name: string): CpuMonitor {
-  if (value instanceof CpuMonitor) return value;
-  if (value === true) return new CpuMonitor();
-  if (typeof value === 'object' && value !== null && !Array.isArray(value)) return new CpuMonitor(value as CpuMonitorOptions);
-  throw new InvalidArgTypeError(name, 'a boolean, an options object or a CpuMonitor', value);
+/** Degradation options over earlier ones; thresholds and margins merge per input and level. */
+function mergeDegradation(base: DegradationOptions | null, over: DegradationOptions): DegradationOptions {
+  if (base === null) return { ...over };
+  const merged: DegradationOptions = { ...base, ...over };
+  if (isOptions(base.thresholds) && isOptions(over.thresholds)) {
+    const t: Record<string, unknown> = { ...base.thresholds };
+    for (const [k, v] of Object.entries(over.thresholds as object)) {
+      const prev = t[k];
+      t[k] = isOptions(prev) && isOptions(v) ? { ...(prev as object), ...(v as object) } : v;
+    }
+    merged.thresholds = t as DegradationOptions['thresholds'];
+  }
+  if (isOptions(base.margin) && isOptions(over.margin)) {
+    merged.margin = { ...(base.margin as object), ...(over.margin as object) } as DegradationOptions['margin'];
+  }
+  return merged;
 }
 
 /** `env` over `base` for one guard's option: objects merge, anything else replaces. */
@@ -580,13 +827,22 @@ function merge<T>(base: T | undefined, env: T | undefined): T | undefined {
  */
 function memoryFraction(m: MemoryGuardStatus | null): number | null {
   if (m === null) return null;
-  let usage = Number.isNaN(m.current) ? NaN : m.current / m.hardLimit;
+  let usage = Number.isNaN(m.current) ? NaN : fraction(m.current, m.hardLimit);
   if (m.heap !== null) {
     const used = m.heap.used;
-    const limit = m.heap.hardLimit;
-    usage = !Number.isNaN(used) && limit > 0 ? Math.max(usage, used / limit) : NaN;
+    usage = Number.isNaN(used) ? NaN : Math.max(usage, fraction(used, m.heap.hardLimit));
   }
   return Number.isNaN(usage) ? null : usage;
+}
+
+/**
+ * used / limit, finite: a limit of 0 (refused up front, but a guard's limits
+ * can be changed behind ResourceGuard's back) reads as far over it rather
+ * than as Infinity, which no degradation input accepts.
+ */
+function fraction(used: number, limit: number): number {
+  if (limit > 0) return Math.min(used / limit, Number.MAX_SAFE_INTEGER);
+  return used > 0 ? Number.MAX_SAFE_INTEGER : 0;
 }
 
 function makeController(value: unknown, name: string): DegradationController | null {

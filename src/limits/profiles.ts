@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { InvalidArgValueError, OutOfRangeError } from '../errors';
+import { InvalidArgTypeError, InvalidArgValueError, OutOfRangeError } from '../errors';
 import { parseSize, validateNumber, validateObject, validateOneOf } from '../validate';
 import type { Limits, ProfileName, ResolvedLimits } from './types';
 
@@ -57,13 +57,22 @@ const KEYS = ['profile', 'heap', 'rssGrowth', 'timeout', 'cpuTime', 'fuel', 'ioW
  * are accepted or used as the base of another profile.
  */
 export function defineProfile(base: ProfileName | Limits, overrides: Limits = {}): Readonly<Limits> {
-  const from: Limits = typeof base === 'string' ? { profile: validateOneOf(base, 'base', PROFILE_NAMES) } : base;
+  const from: Limits =
+    typeof base === 'string'
+      ? { profile: validateOneOf(base, 'base', PROFILE_NAMES) }
+      : typeof base === 'object' && base !== null && !Array.isArray(base)
+        ? base
+        : invalidBase(base);
   resolveLimits(from, 'base');
   resolveLimits(overrides, 'overrides');
   if (overrides.profile !== undefined) {
     throw new InvalidArgValueError('overrides.profile', overrides.profile, 'cannot be set (pass the profile as the base)');
   }
   return Object.freeze({ ...expand(from, 'base'), ...stripProfile(overrides) });
+}
+
+function invalidBase(base: unknown): never {
+  throw new InvalidArgTypeError('base', `one of ${PROFILE_NAMES.map((n) => `'${n}'`).join(', ')} or a limits object`, base);
 }
 
 /**

@@ -33,8 +33,9 @@ import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { pathToFileURL } from 'node:url';
 import { Worker, type TransferListItem } from 'node:worker_threads';
+import { Budget } from '../budget';
 import { InvalidArgTypeError, InvalidArgValueError, MemoryLimitError, formatBytes } from '../errors';
-import { SnapshotField, ensureSampler, readRss, refreshSnapshot, snapshotView } from '../sampler';
+import { SnapshotField, acquireSampler, readRss, refreshSnapshot, snapshotView } from '../sampler';
 import { parseSize, validateFunction, validateNumber, validateObject, validateString, type Size } from '../validate';
 import { AlertTracker, resolveThresholds, type AlertThresholds } from './alerts';
 import type { TaskFunction } from './context';
@@ -97,7 +98,10 @@ export interface RunOptions<I = unknown> {
   /**
    * A process-wide byte budget the task allocates through (`ctx.budget`):
    * the name of an existing `Budget`, or a name and a limit to open (or
-   * create) it with. The report counts what the task reserved.
+   * create) it with. The report counts what the task reserved. It is
+   * opened before the worker starts, so a budget that does not exist
+   * (`ERR_BUDGET_NOT_FOUND`) or a limit that differs from the existing one
+   * (`ERR_BUDGET_LIMIT_MISMATCH`) throws synchronously and starts nothing.
    */
   budget?: string | { name: string; limit?: Size };
   /** Idle timeout, IO rates and open files of the task (see sandbox.ts). */
@@ -176,7 +180,21 @@ export function runWithLimits<R = unknown, I = unknown>(
   const opts = resolveOptions(options);
   const script = taskWorkerPath();
   if (resolved.heap !== null) warnIfHeapFlagOverrides();
-  return new LimitedRun(spec, resolved, opts, script).promise as Promise<RunResult<Awaited<R>>>;
+  // The budget is opened here before any worker starts, so a missing budget
+  // or a limit mismatch throws now; the handle keeps it alive for the task.
+  const hold = opts.budget === null ? null : Budget.open(opts.budget.name, opts.budget.limit);
+  let run: LimitedRun;
+  try {
+    run = new LimitedRun(spec, resolved, opts, script);
+  } catch (err) {
+    hold?.close();
+    throw err;
+  }
+  if (hold !== null) {
+    const close = (): void => hold.close();
+    run.promise.then(close, close);
+  }
+  return run.promise as Promise<RunResult<Awaited<R>>>;
 }
 
 interface ResolvedOptions {
@@ -308,6 +326,8 @@ class LimitedRun {
 
   readonly #limits: ResolvedLimits;
   readonly #opts: ResolvedOptions;
+  /** Gives back the run's hold on the sampler; null before the run starts and once settled. */
+  #releaseSampler: (() => void) | null = null;
   readonly #view: Float64Array;
   readonly #alerts: AlertTracker;
   readonly #alertLog: Alert[] = [];
@@ -350,7 +370,9 @@ class LimitedRun {
       this.#settle();
       return;
     }
-    ensureSampler();
+    // The run's own hold on the sampler (RSS growth and CPU are read from
+    // the snapshot), given back when the run settles.
+    this.#releaseSampler = acquireSampler();
     const data: WorkerData & { sandbox: SandboxSettings | null } = {
       shared,
       task: spec,
@@ -629,6 +651,9 @@ class LimitedRun {
   #settle(): void {
     const outcome = this.#outcome!;
     const report = this.#report(outcome);
+    const release = this.#releaseSampler;
+    this.#releaseSampler = null;
+    release?.();
     if (outcome.ok) {
       this.#resolve({ value: outcome.value, report });
       return;

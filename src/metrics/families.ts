@@ -10,12 +10,15 @@ import { DEGRADATION_LEVELS } from '../degradation';
 import { InvalidArgTypeError } from '../errors';
 import { checkSources, levelOf, readBudgets, readFigures, type ReportSources } from '../health';
 import { PRESSURE_LEVELS } from '../pressure';
+import { LoadShedder, SHED_CAUSES } from '../shedding';
 import { ResourceMetrics } from './counters';
 
 /** Sources of the metrics: those of a health report, plus recorded counters. */
 export interface MetricsSources extends ReportSources {
   /** Checks and breaches recorded by the guards (`resource_guard_checks_total`, `resource_guard_breaches_total`). */
   metrics?: ResourceMetrics;
+  /** A load shedder whose requests and shed requests are counted (`resource_guard_http_requests_shed_total`). */
+  shedder?: LoadShedder;
 }
 
 export type MetricType = 'gauge' | 'counter';
@@ -30,6 +33,12 @@ export interface MetricSpec {
   /** OpenTelemetry instrument name and UCUM unit. */
   readonly otelName: string;
   readonly unit: string;
+  /**
+   * The prom-client default metric (`collectDefaultMetrics()`) that carries
+   * the same figure, if any. `registerPromClient` leaves these out unless
+   * asked (`includeDuplicates: true`).
+   */
+  readonly promClientDefault?: string;
 }
 
 export interface MetricSample {
@@ -50,8 +59,10 @@ function spec(
   otelName: string,
   unit: string,
   help: string,
+  promClientDefault?: string,
 ): MetricSpec {
-  return Object.freeze({ name, type, help, labelNames: Object.freeze([...labelNames]), otelName, unit });
+  const s: MetricSpec = { name, type, help, labelNames: Object.freeze([...labelNames]), otelName, unit };
+  return Object.freeze(promClientDefault === undefined ? s : { ...s, promClientDefault });
 }
 
 /** Every metric resource-guard exports, in exposition order. */
@@ -65,7 +76,7 @@ export const METRIC_SPECS: readonly MetricSpec[] = Object.freeze([
   spec('resource_guard_degradation_changes_total', 'counter', [], 'resource_guard.degradation.changes', '{change}',
     'Degradation level changes since the controller was created.'),
   spec('resource_guard_memory_usage_bytes', 'gauge', [], 'resource_guard.memory.usage', 'By',
-    'Memory in use by the process (resident set size).'),
+    'Memory in use by the process (resident set size).', 'process_resident_memory_bytes'),
   spec('resource_guard_memory_limit_bytes', 'gauge', [], 'resource_guard.memory.limit', 'By',
     'Memory limit the usage is judged against (cgroup limit, else physical RAM).'),
   spec('resource_guard_memory_usage_ratio', 'gauge', [], 'resource_guard.memory.usage_ratio', '1',
@@ -75,11 +86,23 @@ export const METRIC_SPECS: readonly MetricSpec[] = Object.freeze([
   spec('resource_guard_disk_total_bytes', 'gauge', ['path'], 'resource_guard.disk.total', 'By',
     'Size of the watched file system.'),
   spec('resource_guard_cpu_load_ratio', 'gauge', [], 'resource_guard.cpu.load', '1',
-    'Host CPU load, 0 to 1, over the sampler window.'),
+    'CPU load by the CPU rule: this process\'s (or its container\'s) CPU time per second over the CPUs it may use, 0 to 1.'),
+  spec('resource_guard_host_cpu_load_ratio', 'gauge', [], 'resource_guard.host.cpu.load', '1',
+    'Host-wide CPU load, 0 to 1, over the sampler window.'),
   spec('resource_guard_process_cpu_load_ratio', 'gauge', [], 'resource_guard.process.cpu.load', '1',
     'CPU seconds this process used per wall second (may exceed 1).'),
+  spec('resource_guard_process_cpu_seconds_total', 'counter', [], 'resource_guard.process.cpu.time', 's',
+    'CPU time this process has used, user and system, in seconds.', 'process_cpu_seconds_total'),
   spec('resource_guard_event_loop_lag_seconds', 'gauge', [], 'resource_guard.event_loop.lag', 's',
-    'Event-loop delay, 99th percentile over the last window.'),
+    'Event-loop delay, 99th percentile over the last window.', 'nodejs_eventloop_lag_p99_seconds'),
+  spec('resource_guard_event_loop_utilization_ratio', 'gauge', [], 'resource_guard.event_loop.utilization', '1',
+    'Share of the last window the event loop was busy.'),
+  spec('resource_guard_heap_usage_ratio', 'gauge', [], 'resource_guard.heap.usage_ratio', '1',
+    'V8 heap used as a fraction of the heap size limit.'),
+  spec('resource_guard_container_memory_usage_bytes', 'gauge', [], 'resource_guard.container.memory.usage', 'By',
+    'The cgroup\'s working set: memory.current (v1 memory.usage_in_bytes) less the inactive file cache.'),
+  spec('resource_guard_container_memory_limit_bytes', 'gauge', [], 'resource_guard.container.memory.limit', 'By',
+    'The cgroup memory limit.'),
   spec('resource_guard_memory_stall_ratio', 'gauge', [], 'resource_guard.memory.stall', '1',
     'Share of the last 10 s in which some tasks stalled on memory (PSI some avg10).'),
   spec('resource_guard_budget_used_bytes', 'gauge', ['budget'], 'resource_guard.budget.used', 'By',
@@ -96,6 +119,10 @@ export const METRIC_SPECS: readonly MetricSpec[] = Object.freeze([
     'Successful reservations on the budget, process-wide.'),
   spec('resource_guard_budget_reservation_failures_total', 'counter', ['budget'], 'resource_guard.budget.reservation_failures', '{reservation}',
     'Reservations the budget refused, process-wide.'),
+  spec('resource_guard_http_requests_total', 'counter', [], 'resource_guard.http.requests', '{request}',
+    'HTTP requests the load shedder decided on (exempt ones included).'),
+  spec('resource_guard_http_requests_shed_total', 'counter', ['cause', 'level'], 'resource_guard.http.requests_shed', '{request}',
+    'HTTP requests answered 503 by the load shedder, by cause (level, check, check-timeout, check-error) and level.'),
   spec('resource_guard_checks_total', 'counter', [], 'resource_guard.checks', '{check}',
     'Resource checks performed.'),
   spec('resource_guard_breaches_total', 'counter', ['resource'], 'resource_guard.breaches', '{breach}',
@@ -109,6 +136,9 @@ export function checkMetricsSources(sources: MetricsSources, name = 'options'): 
   checkSources(sources, name);
   if (sources.metrics !== undefined && !(sources.metrics instanceof ResourceMetrics)) {
     throw new InvalidArgTypeError(`${name}.metrics`, 'an instance of ResourceMetrics', sources.metrics);
+  }
+  if (sources.shedder !== undefined && !(sources.shedder instanceof LoadShedder)) {
+    throw new InvalidArgTypeError(`${name}.shedder`, 'an instance of LoadShedder', sources.shedder);
   }
 }
 
@@ -145,9 +175,19 @@ export function collectMetrics(sources: MetricsSources = {}): MetricFamily[] {
   }
   if (f.cpu) {
     add('resource_guard_cpu_load_ratio', f.cpu.load);
+    if (typeof f.cpu.host === 'number') add('resource_guard_host_cpu_load_ratio', f.cpu.host);
     if (f.cpu.processLoad !== null) add('resource_guard_process_cpu_load_ratio', f.cpu.processLoad);
+    if (typeof f.cpu.processSeconds === 'number') add('resource_guard_process_cpu_seconds_total', f.cpu.processSeconds);
   }
-  if (f.eventLoop) add('resource_guard_event_loop_lag_seconds', f.eventLoop.lagMs / 1000);
+  if (f.eventLoop) {
+    add('resource_guard_event_loop_lag_seconds', f.eventLoop.lagMs / 1000);
+    if (typeof f.eventLoop.utilization === 'number') add('resource_guard_event_loop_utilization_ratio', f.eventLoop.utilization);
+  }
+  if (f.heap && f.heap.limit > 0) add('resource_guard_heap_usage_ratio', f.heap.used / f.heap.limit);
+  if (f.containerMemory) {
+    add('resource_guard_container_memory_usage_bytes', f.containerMemory.usage);
+    add('resource_guard_container_memory_limit_bytes', f.containerMemory.limit);
+  }
   if (f.psi !== null) add('resource_guard_memory_stall_ratio', f.psi / 100);
 
   for (const b of readBudgets(sources)) {
@@ -161,6 +201,12 @@ export function collectMetrics(sources: MetricsSources = {}): MetricFamily[] {
     if (b.failures !== null) add('resource_guard_budget_reservation_failures_total', b.failures, labels);
   }
 
+  if (sources.shedder) {
+    add('resource_guard_http_requests_total', sources.shedder.stats().requests);
+    for (const p of sources.shedder.shedCounts()) {
+      add('resource_guard_http_requests_shed_total', p.count, { cause: p.cause, level: p.level });
+    }
+  }
   if (sources.metrics) {
     const t = sources.metrics.totals();
     add('resource_guard_checks_total', t.checks);

@@ -9,8 +9,8 @@
  *
  * @module
  */
-import { ResourceError } from '../errors';
-import { validateObject } from '../validate';
+import { InvalidArgValueError, ResourceError } from '../errors';
+import { validateBoolean, validateObject } from '../validate';
 import { checkMetricsSources, collectMetrics, METRIC_SPECS, type MetricSample, type MetricsSources } from './families';
 
 /** An optional peer dependency is not installed. */
@@ -92,6 +92,14 @@ export interface PromClientOptions extends MetricsSources {
   registry?: PromRegistryLike;
   /** The prom-client module. @default require('prom-client') */
   client?: PromClientLike;
+  /**
+   * Also register the metrics that repeat a prom-client default metric
+   * (`resource_guard_memory_usage_bytes` = `process_resident_memory_bytes`,
+   * `resource_guard_process_cpu_seconds_total` = `process_cpu_seconds_total`,
+   * `resource_guard_event_loop_lag_seconds` = `nodejs_eventloop_lag_p99_seconds`).
+   * @default false
+   */
+  includeDuplicates?: boolean;
 }
 
 export interface PromClientRegistration {
@@ -104,7 +112,8 @@ export interface PromClientRegistration {
 /**
  * Registers resource-guard's metrics (the same names, types and values as
  * {@link metrics}) as prom-client gauges and counters whose values are read
- * at each scrape. Throws prom-client's error if a name is already
+ * at each scrape, except those that repeat a prom-client default metric
+ * (see `includeDuplicates`). Throws prom-client's error if a name is already
  * registered, after undoing its own registrations.
  */
 export function registerPromClient(options: PromClientOptions = {}): PromClientRegistration {
@@ -113,10 +122,13 @@ export function registerPromClient(options: PromClientOptions = {}): PromClientR
   validateObject(client, 'options.client');
   const registry = options.registry ?? client.register;
   validateObject(registry, 'options.registry');
+  const includeDuplicates =
+    options.includeDuplicates === undefined ? false : validateBoolean(options.includeDuplicates, 'options.includeDuplicates');
   const samplesOf = perTurnCollector(options);
   const names: string[] = [];
   try {
     for (const s of METRIC_SPECS) {
+      if (s.promClientDefault !== undefined && !includeDuplicates) continue;
       const Ctor = s.type === 'counter' ? client.Counter : client.Gauge;
       const counter = s.type === 'counter';
       new Ctor({
@@ -175,9 +187,22 @@ export interface OtelApiLike {
   metrics: { getMeter(name: string, version?: string): OtelMeterLike };
 }
 
+/** The part of an OpenTelemetry SDK `MeterProvider` used here. */
+export interface OtelMeterProviderLike {
+  getMeter(name: string, version?: string): OtelMeterLike;
+  shutdown?(): Promise<void>;
+}
+
 export interface OpenTelemetryOptions extends MetricsSources {
   /** Meter to create the instruments on. @default api.metrics.getMeter('resource-guard') */
   meter?: OtelMeterLike;
+  /**
+   * A MeterProvider dedicated to resource-guard's metrics (with its own
+   * reader and exporter). `unregister()` then shuts it down, which is the one
+   * way to stop a cumulative exporter of the OpenTelemetry JS SDK from
+   * re-exporting the last value of every series it has seen.
+   */
+  meterProvider?: OtelMeterProviderLike;
   /** The `@opentelemetry/api` module. @default require('@opentelemetry/api') */
   api?: OtelApiLike;
 }
@@ -185,8 +210,14 @@ export interface OpenTelemetryOptions extends MetricsSources {
 export interface OpenTelemetryRegistration {
   /** Names of the instruments created. */
   readonly names: readonly string[];
-  /** Stops observing (instruments cannot be deleted from a meter; they stop reporting). */
-  unregister(): void;
+  /**
+   * Stops observing. With delta temporality nothing more is exported. With
+   * cumulative temporality the OpenTelemetry JS SDK keeps exporting the last
+   * value of every series already seen (instruments cannot be removed from
+   * a meter): register on a dedicated `meterProvider`, which this shuts
+   * down, to stop that too. Resolves when the provider is shut down.
+   */
+  unregister(): Promise<void>;
 }
 
 /**
@@ -198,6 +229,12 @@ export interface OpenTelemetryRegistration {
 export function registerOpenTelemetry(options: OpenTelemetryOptions = {}): OpenTelemetryRegistration {
   checkMetricsSources(options);
   let meter = options.meter;
+  const provider = options.meterProvider;
+  if (provider !== undefined) {
+    validateObject(provider, 'options.meterProvider');
+    if (meter !== undefined) throw new InvalidArgValueError('options.meterProvider', 'given', 'cannot be combined with options.meter');
+    meter = provider.getMeter('resource-guard');
+  }
   if (meter === undefined) {
     const api = options.api ?? loadPeer<OtelApiLike>('@opentelemetry/api', 'registerOpenTelemetry()');
     validateObject(api, 'options.api');
@@ -220,10 +257,11 @@ export function registerOpenTelemetry(options: OpenTelemetryOptions = {}): OpenT
   let active = true;
   return {
     names: Object.freeze(METRIC_SPECS.map((s) => s.otelName)),
-    unregister() {
+    async unregister() {
       if (!active) return;
       active = false;
       m.removeBatchObservableCallback(callback, instruments);
+      if (provider !== undefined && typeof provider.shutdown === 'function') await provider.shutdown();
     },
   };
 }

@@ -234,6 +234,7 @@ async function run(bench, lib) {
     baseline: 'fresh readRss() (the truth)',
   });
 
+  await bench.flush();
   cpu.close();
   resource.close();
   if (toobusy) toobusy.shutdown();

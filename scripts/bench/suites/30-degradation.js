@@ -147,6 +147,7 @@ async function run(bench) {
         }
       }, { note: 'includes one setImmediate per scrape' });
     }
+    await bench.flush();
     sample.close();
     for (const b of budgets) b.close();
   }

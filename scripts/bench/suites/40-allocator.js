@@ -94,6 +94,7 @@ function pairs(bench, lib) {
     },
     { baseline: 'JS Atomics: BigInt64Array CAS loop + Atomics.sub' },
   );
+  bench.flush(); // synchronous: only synchronous rows are pending
   budget.close();
 
   const a = new LimitedAllocator(LIMIT);
@@ -128,6 +129,7 @@ function pairs(bench, lib) {
     },
     { baseline: 'JS Atomics: BigInt64Array CAS loop + Atomics.sub' },
   );
+  bench.flush();
   a.releaseBytes(a.heldBytes);
   a.close();
   bench.value('reserveBytes + releaseBytes speed-up over two N-API calls', [napi.median / raw.median], '×', { higherIsBetter: true });
@@ -253,6 +255,7 @@ function buffers(bench) {
       },
       { baseline: base },
     );
+    bench.flush();
     a.close();
   }
 }
@@ -334,6 +337,7 @@ function cache(bench) {
     },
     lruTtl ? { baseline: getTtl } : {},
   );
+  bench.flush();
   const s = ours.stats();
   if (s.hitRate !== 1) throw new Error(`bench: expected only hits, hit rate ${s.hitRate}`);
   ours.close();

@@ -71,6 +71,7 @@ exports.run = async function run(bench, _lib) {
   await bench.opAsync('Bulkhead: release = await acquire(); release()', async (n) => {
     for (let i = 0; i < n; i++) (await b1.acquire())();
   }, { baseline: seqBase });
+  await bench.flush();
   if (b1.inUse !== 0) throw new Error(`bench: bulkhead ended with ${b1.inUse} in use`);
 
   bench.section(`Bulkhead: ${BATCH} operations in flight through ${CONCURRENCY} permits`);
@@ -90,6 +91,7 @@ exports.run = async function run(bench, _lib) {
   });
   const b3 = new Bulkhead({ maxConcurrent: CONCURRENCY });
   await bench.opAsync('Bulkhead.run (queue, no wait timeout)', (n) => batched(n, () => b3.run(noop)), { baseline: batchBase });
+  await bench.flush();
   for (const b of [b2, b3]) if (b.inUse !== 0 || b.queued !== 0) throw new Error('bench: bulkhead did not drain');
 
   bench.section('Fuel: fuel.consume() inside a loop');
@@ -147,6 +149,7 @@ exports.run = async function run(bench, _lib) {
     for (let i = 0; i < n; i++) await runWithLimits({ module: fixture, export: 'double' }, 'standard', { input: i });
   }, { baseline: 'new Worker(eval) → message → exit' });
 
+  await bench.flush();
   bench.section('Bulkhead load test: 5000 acquisitions through 2000 permits, 5 s wait, ~10 ms hold');
   const hold = () => new Promise((r) => setTimeout(r, 10));
   const p50 = [];

@@ -58,6 +58,7 @@ exports.run = async function run(bench, lib) {
   const fresh = bench.op('resource-guard fresh read (readRss())', (n) => {
     for (let i = 0; i < n; i++) sink(lib.readRss());
   }, { baseline: 'process.memoryUsage()' });
+  await bench.flush();
   bench.value('resource-guard hot read, vs process.memoryUsage.rss()', hot.samples, 'ns/op', { baseline: 'process.memoryUsage.rss()' });
   bench.value('resource-guard fresh read, vs process.memoryUsage.rss()', fresh.samples, 'ns/op', { baseline: 'process.memoryUsage.rss()' });
   if (pidusage) bench.value('resource-guard fresh read, vs pidusage', fresh.samples, 'ns/op', { baseline: 'pidusage(process.pid)' });
@@ -95,6 +96,7 @@ exports.run = async function run(bench, lib) {
       sink(out[2]);
     }
   }, { baseline: 'fs.statfsSync(dir)' });
+  await bench.flush();
   reader.close();
   bench.value('resource-guard DiskReader, vs fs.promises.statfs', kept.samples, 'ns/op', { baseline: 'fs.promises.statfs(dir)' });
   if (checkDiskSpace) bench.value('resource-guard readDisk, vs check-disk-space', rd.samples, 'ns/op', { baseline: 'check-disk-space (spawns df)' });
@@ -133,6 +135,7 @@ exports.run = async function run(bench, lib) {
     for (let i = 0; i < n; i++) s += view[F.sysLoad];
     sink(s);
   }, { baseline: 'os.cpus() delta' });
+  await bench.flush();
   if (si) {
     bench.value('resource-guard readSystemCpu() delta, vs systeminformation', sampled.samples, 'ns/op', { baseline: 'systeminformation.currentLoad() (caches for 200 ms)' });
   }
@@ -198,5 +201,6 @@ exports.run = async function run(bench, lib) {
   }
   if (toobusy) bench.value('resource-guard snapshotView[rss], vs toobusy-js', stale.get('resource-guard snapshotView[rss]'), 'ms', { baseline: 'toobusy-js lag()' });
   if (toobusy) toobusy.shutdown();
+  await bench.flush();
   if (app) await app.close();
 };

@@ -1,0 +1,131 @@
+'use strict';
+// Requests per second of a minimal Fastify server on 127.0.0.1 with the
+// resource-guard plugin, with @fastify/under-pressure, and with neither.
+// Each server runs in its own child process; this process drives it with a
+// bounded undici loop (fixed connections, fixed duration). The three set-ups
+// are measured in turn, five rounds, and each row is the median of its five
+// runs, so drift on a shared machine touches all three alike.
+const { spawn } = require('node:child_process');
+const path = require('node:path');
+
+function optional(name) {
+  try {
+    return require(name);
+  } catch {
+    return null;
+  }
+}
+
+const ROOT = path.resolve(__dirname, '../../..');
+
+const SERVER = `
+const Fastify = require('fastify');
+const mode = process.argv[1];
+(async () => {
+  const app = Fastify({ logger: false });
+  if (mode === 'under-pressure') {
+    await app.register(require('@fastify/under-pressure'), {
+      maxEventLoopDelay: 1000, maxHeapUsedBytes: 1e9, maxRssBytes: 2e9, maxEventLoopUtilization: 0.98,
+    });
+  } else if (mode === 'resource-guard') {
+    const { resourceGuardFastify } = require(${JSON.stringify(path.join(ROOT, 'dist/index.js'))});
+    await app.register(resourceGuardFastify, {});
+  }
+  app.get('/', async () => ({ hello: 'world' }));
+  await app.listen({ port: 0, host: '127.0.0.1' });
+  process.stdout.write(String(app.server.address().port) + '\\n');
+  process.on('SIGTERM', () => app.close().then(() => process.exit(0)));
+})();
+`;
+
+function startServer(mode) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['-e', SERVER, mode], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout.on('data', (d) => {
+      out += d;
+      const nl = out.indexOf('\n');
+      if (nl >= 0) resolve({ child, port: Number(out.slice(0, nl)) });
+    });
+    child.on('error', reject);
+    child.on('exit', (code) => reject(new Error(`server ${mode} exited with ${code}`)));
+  });
+}
+
+async function load(undici, port, durationMs, connections) {
+  const pool = new undici.Pool(`http://127.0.0.1:${port}`, { connections, pipelining: 1 });
+  let count = 0;
+  let failed = 0;
+  const end = Date.now() + durationMs;
+  const worker = async () => {
+    while (Date.now() < end) {
+      const res = await pool.request({ path: '/', method: 'GET' });
+      await res.body.dump();
+      if (res.statusCode === 200) count++;
+      else failed++;
+    }
+  };
+  const t0 = process.hrtime.bigint();
+  await Promise.all(Array.from({ length: connections }, worker));
+  const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+  await pool.close();
+  return { rps: count / seconds, failed };
+}
+
+exports.run = async function run(bench) {
+  const undici = optional('undici');
+  const fastify = optional('fastify');
+  const underPressure = optional('@fastify/under-pressure');
+  bench.section('shedding: Fastify requests/s on 127.0.0.1');
+  if (!undici || !fastify || !underPressure) {
+    console.log('  (undici, fastify and @fastify/under-pressure are needed: skipped)');
+    return;
+  }
+  const quick = bench.options.reps <= 5 && bench.options.repMs <= 20;
+  const durationMs = quick ? 1000 : 3000; // per run; the bound is 10 s
+  const rounds = 5;
+  const connections = 8;
+  const modes = ['neither', 'under-pressure', 'resource-guard'];
+  const servers = {};
+  for (const m of modes) servers[m] = await startServer(m);
+  const samples = { neither: [], 'under-pressure': [], 'resource-guard': [] };
+  let failed = 0;
+  try {
+    for (const m of modes) await load(undici, servers[m].port, 300, connections); // warm-up
+    for (let r = 0; r < rounds; r++) {
+      // The order rotates each round, so no set-up always runs first or last.
+      for (const m of modes.map((_, i) => modes[(i + r) % modes.length])) {
+        const x = await load(undici, servers[m].port, durationMs, connections);
+        samples[m].push(x.rps);
+        failed += x.failed;
+      }
+    }
+  } finally {
+    for (const m of modes) {
+      servers[m].child.removeAllListeners('exit');
+      servers[m].child.kill('SIGTERM');
+    }
+  }
+  for (const m of modes) {
+    const xs = samples[m].map((x) => Math.round(x));
+    console.log(`  ${m}: runs ${xs.join(', ')} req/s (range ${Math.min(...xs)}–${Math.max(...xs)})`);
+  }
+  const note = `${connections} connections, ${durationMs} ms per run, median of ${rounds}${failed ? `, ${failed} non-200 answers` : ''}`;
+  bench.value('neither', samples.neither, 'req/s', { higherIsBetter: true, note });
+  bench.value('with @fastify/under-pressure', samples['under-pressure'], 'req/s', { higherIsBetter: true, baseline: 'neither', note });
+  bench.value('with resource-guard plugin', samples['resource-guard'], 'req/s', { higherIsBetter: true, baseline: 'neither', note });
+  bench.value('resource-guard plugin vs under-pressure', samples['resource-guard'], 'req/s', {
+    higherIsBetter: true,
+    baseline: 'with @fastify/under-pressure',
+    note: '> 1: less overhead than under-pressure',
+  });
+  // Ratios within each round (measured seconds apart) are steadier than
+  // ratios of medians when the machine's load swings between rounds.
+  const perRound = (a, b) => samples[a].map((x, i) => x / samples[b][i]);
+  bench.value('per-round ratio: resource-guard / under-pressure', perRound('resource-guard', 'under-pressure'), 'x', {
+    higherIsBetter: true,
+    note: '> 1: resource-guard served more requests than under-pressure in the same round',
+  });
+  bench.value('per-round ratio: resource-guard / neither', perRound('resource-guard', 'neither'), 'x', { higherIsBetter: true });
+  bench.value('per-round ratio: under-pressure / neither', perRound('under-pressure', 'neither'), 'x', { higherIsBetter: true });
+};

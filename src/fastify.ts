@@ -1,0 +1,136 @@
+/**
+ * A Fastify plugin: load shedding (see `shedding.ts`) as an `onRequest`
+ * hook, and optionally a status route serving the health report.
+ *
+ * It needs no `fastify` or `fastify-plugin` package: the plugin carries the
+ * metadata fastify-plugin would set (`skip-override`, so the hook applies to
+ * the whole instance; a display name; the supported Fastify range), and its
+ * types are structural, so users who do not use Fastify never load it.
+ *
+ * ```ts
+ * app.register(resourceGuardFastify, { shedAt: 'minimal', retryAfter: 5, exposeStatusRoute: '/healthz' });
+ * ```
+ *
+ * @module
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { createHealthHandler, type FastifyReplyLike, type HealthHandlerOptions } from './health';
+import { InvalidArgTypeError } from './errors';
+import { LoadShedder, type LoadShedderOptions } from './shedding';
+import { validateObject, validateString } from './validate';
+
+/** The parts of a Fastify request the plugin reads. */
+export interface FastifyRequestLike {
+  url: string;
+  method?: string;
+  raw: IncomingMessage;
+  routeOptions?: { config?: { resourceGuard?: { exempt?: boolean } } };
+}
+
+/** The parts of a Fastify reply the plugin uses. */
+export interface FastifyPluginReplyLike extends FastifyReplyLike {
+  raw: ServerResponse;
+  hijack?(): unknown;
+}
+
+/** The parts of a Fastify instance the plugin uses. */
+export interface FastifyInstanceLike {
+  addHook(name: 'onRequest', hook: (req: FastifyRequestLike, reply: FastifyPluginReplyLike, done: (err?: Error) => void) => void): unknown;
+  addHook(name: 'onClose', hook: (instance: unknown, done: () => void) => void): unknown;
+  decorate(name: string, value: unknown): unknown;
+  route(options: { method: string | string[]; url: string; handler: (req: FastifyRequestLike, reply: FastifyPluginReplyLike) => void; config?: unknown }): unknown;
+}
+
+export interface ResourceGuardFastifyOptions extends LoadShedderOptions {
+  /** A shedder to use (the plugin then does not close it). @default one made from these options */
+  shedder?: LoadShedder;
+  /**
+   * Serve the health report (see `createHealthHandler`) on this path (GET
+   * and HEAD); `true` means `/status`. The path is exempt from shedding.
+   * @default false
+   */
+  exposeStatusRoute?: boolean | string;
+  /** Options of the status route's health handler. @default the shedder's controller */
+  health?: HealthHandlerOptions;
+  /** Name of the instance decoration holding the shedder. @default 'resourceGuard' */
+  decorateAs?: string;
+}
+
+/**
+ * The plugin. Register it with `app.register(resourceGuardFastify, options)`.
+ * Route-level opt-out: `{ config: { resourceGuard: { exempt: true } } }`.
+ */
+export function resourceGuardFastify(
+  fastify: FastifyInstanceLike,
+  options: ResourceGuardFastifyOptions,
+  done: (err?: Error) => void,
+): void {
+  let shedder: LoadShedder;
+  let owned: boolean;
+  try {
+    const o = options === undefined ? {} : validateObject<ResourceGuardFastifyOptions>(options, 'options');
+    const { shedder: given, exposeStatusRoute, health, decorateAs, ...rest } = o;
+    if (given !== undefined && !(given instanceof LoadShedder)) {
+      throw new InvalidArgTypeError('options.shedder', 'an instance of LoadShedder', given);
+    }
+    const statusPath =
+      exposeStatusRoute === undefined || exposeStatusRoute === false
+        ? null
+        : exposeStatusRoute === true
+          ? '/status'
+          : validateString(exposeStatusRoute, 'options.exposeStatusRoute');
+    const name = decorateAs === undefined ? 'resourceGuard' : validateString(decorateAs, 'options.decorateAs');
+    if (health !== undefined) validateObject(health, 'options.health');
+    if (statusPath !== null && given === undefined) rest.exempt = [...(rest.exempt ?? []), statusPath];
+    // Fastify passes its own keys (logLevel, prefix) along with the options.
+    const { logLevel: _l, prefix: _p, ...shedderOptions } = rest as LoadShedderOptions & { logLevel?: unknown; prefix?: unknown };
+    shedder = given ?? new LoadShedder(shedderOptions);
+    owned = given === undefined;
+    const handler = statusPath === null ? null : createHealthHandler({ controller: shedder.controller, ...health });
+
+    fastify.decorate(name, shedder);
+    fastify.addHook('onRequest', (req, reply, next) => {
+      if (req.routeOptions?.config?.resourceGuard?.exempt === true) {
+        next();
+        return;
+      }
+      const d = shedder.decide(req.url);
+      if (d === null) {
+        next();
+        return;
+      }
+      const r = shedder.consult(d, req.raw, reply.raw);
+      if (r === 'pass') {
+        next();
+        return;
+      }
+      if (r === 'handled') {
+        reply.hijack?.();
+        return;
+      }
+      reply
+        .code(503)
+        .header('retry-after', String(d.retryAfter))
+        .header('cache-control', 'no-store')
+        .header('content-type', shedder.contentType)
+        .send(req.method === 'HEAD' ? '' : shedder.bodyFor(d));
+    });
+    if (handler !== null) {
+      fastify.route({ method: ['GET', 'HEAD'], url: statusPath!, handler: (req, reply) => handler(req.raw, reply) });
+    }
+    fastify.addHook('onClose', (_instance, closed) => {
+      if (owned) shedder.close();
+      closed();
+    });
+  } catch (err) {
+    done(err as Error);
+    return;
+  }
+  done();
+}
+
+// What fastify-plugin would set: the hook applies to the instance it is
+// registered on (no encapsulation), under a readable name.
+Object.defineProperty(resourceGuardFastify, Symbol.for('skip-override'), { value: true });
+Object.defineProperty(resourceGuardFastify, Symbol.for('fastify.display-name'), { value: 'resource-guard' });
+Object.defineProperty(resourceGuardFastify, Symbol.for('plugin-meta'), { value: { name: 'resource-guard', fastify: '>=4.0.0' } });

@@ -1,0 +1,619 @@
+/**
+ * Load shedding for HTTP servers: answer 503 with `Retry-After` while the
+ * degradation level is at or above a configured level, or while a custom
+ * health check fails; or shed a share of requests that grows with the level.
+ *
+ * One {@link LoadShedder} decides; thin adapters put it in front of a
+ * server: {@link LoadShedder.middleware} for node:http and Express,
+ * {@link LoadShedder.koa} for Koa, and the Fastify plugin in `fastify.ts`.
+ * The decision per request is a few comparisons on cached state: the level
+ * is read from the controller (a getter), and the custom check runs on its
+ * own interval, never on the request path.
+ *
+ * See docs/shedding.md.
+ *
+ * @module
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { getHeapStatistics } from 'node:v8';
+import {
+  DEGRADATION_LEVELS,
+  DegradationController,
+  isDegradationLevel,
+  type DegradationLevel,
+  type DegradationOptions,
+} from './degradation';
+import { InvalidArgTypeError, InvalidArgValueError, OutOfRangeError } from './errors';
+import {
+  createResourceSampler,
+  statusFromFigures,
+  type ResourceFigures,
+  type ResourceSampler,
+  type ResourceSamplerOptions,
+} from './health';
+import { validateBoolean, validateFunction, validateNumber, validateObject, validateOneOf, validateString } from './validate';
+
+/** Why a request was shed. */
+export type ShedCause = 'level' | 'check' | 'check-timeout' | 'check-error';
+
+export const SHED_CAUSES: readonly ShedCause[] = Object.freeze(['level', 'check', 'check-timeout', 'check-error'] as const);
+
+/** A decision to shed one request. */
+export interface ShedDecision {
+  readonly cause: ShedCause;
+  /** The degradation level at the time. */
+  readonly level: DegradationLevel;
+  /** Seconds sent in `Retry-After`. */
+  readonly retryAfter: number;
+}
+
+/** A custom health check: true (or a truthy value) when healthy. May be async. */
+export type HealthCheck = () => unknown | Promise<unknown>;
+
+export interface LoadShedderOptions {
+  /**
+   * The controller whose level decides. Without one, the shedder makes its
+   * own and feeds it the real figures every `sampleIntervalMs`
+   * (closed by {@link LoadShedder.close}).
+   */
+  controller?: DegradationController;
+  /** Thresholds of the controller the shedder makes (ignored with `controller`). */
+  degradation?: DegradationOptions;
+  /** Reader of the figures for the controller the shedder makes. @default createResourceSampler() */
+  figures?: () => Partial<ResourceFigures>;
+  /** Options of the sampler the shedder makes for its own controller (when no `figures`). */
+  sampler?: ResourceSamplerOptions;
+  /** How often the shedder's own controller is fed, ms. @default 1000 */
+  sampleIntervalMs?: number;
+  /** Shed every request from this level on. @default 'emergency' */
+  shedAt?: DegradationLevel;
+  /**
+   * Fractional mode: the share of requests shed at each level, 0..1,
+   * non-decreasing with the level. `true` means
+   * `{ normal: 0, reduced: 0, minimal: 0.5, emergency: 1 }`. Replaces `shedAt`.
+   */
+  fraction?: boolean | Partial<Record<DegradationLevel, number>>;
+  /**
+   * How shed requests are picked in fractional mode: by default a counter
+   * spreads them evenly (exactly the share, give or take one request); give
+   * a random source in [0, 1) to pick at random instead.
+   */
+  random?: () => number;
+  /** Custom check; while it fails (false, throws, rejects or times out), every non-exempt request is shed. */
+  healthCheck?: HealthCheck;
+  /** How often the custom check runs, ms (it also runs once at start). @default 1000 */
+  healthCheckIntervalMs?: number;
+  /** A check that has not settled after this long counts as failed (`check-timeout`), ms. @default 1000 */
+  healthCheckTimeoutMs?: number;
+  /** Seconds in `Retry-After`. @default 10 */
+  retryAfter?: number;
+  /**
+   * Paths never shed: exact paths (`'/healthz'`), prefixes ending in `*`
+   * (`'/internal/*'`) or regular expressions, matched against the path
+   * without its query string. Added to the defaults unless `defaultExempt` is false.
+   */
+  exempt?: ReadonlyArray<string | RegExp>;
+  /** Exempt `/health`, `/healthz`, `/ready`, `/readyz`, `/live`, `/livez`, `/status` and `/metrics`. @default true */
+  defaultExempt?: boolean;
+  /** Body of a 503: a string, or a function of the decision. @default a short JSON error */
+  body?: string | ((decision: ShedDecision) => string);
+  /** Content type of the body. @default 'application/json; charset=utf-8' (text/plain for a string body) */
+  contentType?: string;
+  /**
+   * Called before a 503 is sent. Return `'pass'` to let the request through
+   * after all, or `'handled'` when it answered the request itself.
+   */
+  onShed?: (decision: ShedDecision, req: IncomingMessage, res: ServerResponse) => 'pass' | 'handled' | void;
+  /** Where a failing health check or `onShed` reports; without a listener they are counted only. */
+  onError?: (err: unknown) => void;
+}
+
+export interface LoadShedderStats {
+  /** Requests seen (exempt ones included). */
+  requests: number;
+  /** Requests let through because their path is exempt. */
+  exempt: number;
+  /** Requests shed, in all. */
+  shed: number;
+  /** Requests shed per cause. */
+  shedByCause: Record<ShedCause, number>;
+  /** Requests shed per level at the time. */
+  shedByLevel: Record<DegradationLevel, number>;
+  /** The custom check's state: null when healthy or absent, else the cause of its failure. */
+  checkFailure: Exclude<ShedCause, 'level'> | null;
+}
+
+const DEFAULT_EXEMPT = ['/health', '/healthz', '/ready', '/readyz', '/live', '/livez', '/status', '/metrics'];
+const DEFAULT_FRACTION: Readonly<Record<DegradationLevel, number>> = Object.freeze({
+  normal: 0,
+  reduced: 0,
+  minimal: 0.5,
+  emergency: 1,
+});
+
+type Matcher = { exact: Set<string>; prefixes: string[]; patterns: RegExp[] };
+
+/** Decides which requests to shed; see the module text. */
+export class LoadShedder {
+  readonly #controller: DegradationController;
+  readonly #ownController: boolean;
+  readonly #share: Float64Array; // per level index
+  readonly #random: (() => number) | null;
+  readonly #retryAfter: number;
+  readonly #retryAfterText: string;
+  readonly #matcher: Matcher;
+  readonly #body: string | ((d: ShedDecision) => string);
+  readonly #contentType: string;
+  readonly #onShed: LoadShedderOptions['onShed'] | null;
+  readonly #onError: ((err: unknown) => void) | null;
+  readonly #check: HealthCheck | null;
+  readonly #checkTimeoutMs: number;
+  readonly #decisions: ShedDecision[][];
+  #seq = 0;
+  #checkFailure: Exclude<ShedCause, 'level'> | null = null;
+  #checkRunning: Promise<void> | null = null;
+  #checkTimer: NodeJS.Timeout | null = null;
+  #sampleTimer: NodeJS.Timeout | null = null;
+  #sampler: ResourceSampler | null = null;
+  #closed = false;
+  #requests = 0;
+  #exempt = 0;
+  readonly #byCause = new Float64Array(SHED_CAUSES.length);
+  readonly #byLevel = new Float64Array(DEGRADATION_LEVELS.length);
+  readonly #byPair = new Float64Array(SHED_CAUSES.length * DEGRADATION_LEVELS.length);
+
+  constructor(options: LoadShedderOptions = {}) {
+    validateObject(options, 'options');
+    const o = options;
+    // ---- validate everything before taking anything ----
+    if (o.controller !== undefined && !(o.controller instanceof DegradationController)) {
+      throw new InvalidArgTypeError('options.controller', 'an instance of DegradationController', o.controller);
+    }
+    if (o.degradation !== undefined) validateObject(o.degradation, 'options.degradation');
+    const figures = o.figures === undefined ? null : validateFunction<() => Partial<ResourceFigures>>(o.figures, 'options.figures');
+    if (o.sampler !== undefined) validateObject(o.sampler, 'options.sampler');
+    const sampleMs = o.sampleIntervalMs === undefined ? 1000 : validateNumber(o.sampleIntervalMs, 'options.sampleIntervalMs', 1, 3_600_000);
+    const shedAt = o.shedAt === undefined ? 'emergency' : validateOneOf(o.shedAt, 'options.shedAt', DEGRADATION_LEVELS);
+    const share = new Float64Array(4);
+    if (o.fraction === undefined || o.fraction === false) {
+      const from = DEGRADATION_LEVELS.indexOf(shedAt);
+      for (let k = 0; k < 4; k++) share[k] = k >= from ? 1 : 0;
+    } else if (o.fraction === true) {
+      DEGRADATION_LEVELS.forEach((l, k) => (share[k] = DEFAULT_FRACTION[l]));
+    } else {
+      validateObject(o.fraction, 'options.fraction');
+      for (const key of Object.keys(o.fraction)) {
+        if (!isDegradationLevel(key)) {
+          throw new InvalidArgValueError(`options.fraction.${key}`, key, `is not a level (use ${DEGRADATION_LEVELS.join(', ')})`);
+        }
+      }
+      let prev = 0;
+      DEGRADATION_LEVELS.forEach((l, k) => {
+        const v = (o.fraction as Partial<Record<DegradationLevel, number>>)[l];
+        const x = v === undefined ? (k === 0 ? 0 : prev) : validateNumber(v, `options.fraction.${l}`, 0, 1);
+        if (x < prev) throw new OutOfRangeError(`options.fraction.${l}`, `>= the share of the level below (${prev})`, x);
+        share[k] = x;
+        prev = x;
+      });
+    }
+    const random = o.random === undefined ? null : validateFunction<() => number>(o.random, 'options.random');
+    const check = o.healthCheck === undefined ? null : validateFunction<HealthCheck>(o.healthCheck, 'options.healthCheck');
+    const checkEvery =
+      o.healthCheckIntervalMs === undefined ? 1000 : validateNumber(o.healthCheckIntervalMs, 'options.healthCheckIntervalMs', 1, 3_600_000);
+    const checkTimeout =
+      o.healthCheckTimeoutMs === undefined ? 1000 : validateNumber(o.healthCheckTimeoutMs, 'options.healthCheckTimeoutMs', 1, 3_600_000);
+    const retryAfter = o.retryAfter === undefined ? 10 : validateNumber(o.retryAfter, 'options.retryAfter', 0, 86_400 * 365);
+    if (!Number.isInteger(retryAfter)) throw new OutOfRangeError('options.retryAfter', 'a whole number of seconds', retryAfter);
+    const defaultExempt = o.defaultExempt === undefined ? true : validateBoolean(o.defaultExempt, 'options.defaultExempt');
+    const matcher: Matcher = { exact: new Set(), prefixes: [], patterns: [] };
+    const list: Array<string | RegExp> = defaultExempt ? [...DEFAULT_EXEMPT] : [];
+    if (o.exempt !== undefined) {
+      if (!Array.isArray(o.exempt)) throw new InvalidArgTypeError('options.exempt', 'an array of paths or regular expressions', o.exempt);
+      o.exempt.forEach((e, i) => {
+        if (!(e instanceof RegExp)) validateString(e, `options.exempt[${i}]`);
+        list.push(e);
+      });
+    }
+    for (const e of list) {
+      if (e instanceof RegExp) matcher.patterns.push(e);
+      else if (e.endsWith('*')) matcher.prefixes.push(e.slice(0, -1));
+      else matcher.exact.add(e);
+    }
+    let body: string | ((d: ShedDecision) => string);
+    let contentType: string;
+    if (o.body === undefined) {
+      body = defaultBody;
+      contentType = 'application/json; charset=utf-8';
+    } else if (typeof o.body === 'string') {
+      body = o.body;
+      contentType = 'text/plain; charset=utf-8';
+    } else {
+      body = validateFunction<(d: ShedDecision) => string>(o.body, 'options.body');
+      contentType = 'application/json; charset=utf-8';
+    }
+    if (o.contentType !== undefined) contentType = validateString(o.contentType, 'options.contentType');
+    const onShed = o.onShed === undefined ? null : validateFunction<NonNullable<LoadShedderOptions['onShed']>>(o.onShed, 'options.onShed');
+    const onError = o.onError === undefined ? null : validateFunction<(err: unknown) => void>(o.onError, 'options.onError');
+    // Constructing the controller validates its options before anything starts.
+    const controller = o.controller ?? new DegradationController(o.degradation);
+
+    // ---- take resources ----
+    this.#controller = controller;
+    this.#ownController = o.controller === undefined;
+    this.#share = share;
+    this.#random = random;
+    this.#retryAfter = retryAfter;
+    this.#retryAfterText = String(retryAfter);
+    this.#matcher = matcher;
+    this.#body = body;
+    this.#contentType = contentType;
+    this.#onShed = onShed;
+    this.#onError = onError;
+    this.#check = check;
+    this.#checkTimeoutMs = checkTimeout;
+    this.#decisions = SHED_CAUSES.map((cause) =>
+      DEGRADATION_LEVELS.map((level) => Object.freeze({ cause, level, retryAfter })),
+    );
+    // Timers hold the shedder weakly, so one that is dropped without close()
+    // is collected and its finalizer stops them.
+    const ref = new WeakRef(this);
+    if (this.#ownController) {
+      const read = figures ?? (this.#sampler = createResourceSampler(o.sampler));
+      const feed = () => {
+        try {
+          controller.update(statusFromFigures(read()));
+        } catch (err) {
+          const me = ref.deref();
+          if (me !== undefined) me.#report(err);
+        }
+      };
+      feed();
+      this.#sampleTimer = setInterval(feed, sampleMs);
+      this.#sampleTimer.unref();
+    }
+    if (check !== null) {
+      void this.runCheck();
+      this.#checkTimer = setInterval(() => void ref.deref()?.runCheck(), checkEvery);
+      this.#checkTimer.unref();
+    }
+    shedders.register(this, { sample: this.#sampleTimer, check: this.#checkTimer, sampler: this.#sampler }, this);
+  }
+
+  /** The controller whose level decides. */
+  get controller(): DegradationController {
+    return this.#controller;
+  }
+
+  /** Seconds sent in `Retry-After`. */
+  get retryAfter(): number {
+    return this.#retryAfter;
+  }
+
+  /**
+   * Whether the service is under pressure now: the custom check fails, or
+   * requests are being shed at the current level (any share above 0). The
+   * one call of toobusy-js's `toobusy()`; it counts nothing.
+   */
+  get underPressure(): boolean {
+    return this.#checkFailure !== null || this.#share[this.#controller.levelIndex]! > 0;
+  }
+
+  /** The share of requests shed at `level` (1 from `shedAt` on in all-or-nothing mode). */
+  shareAt(level: DegradationLevel): number {
+    return this.#share[DEGRADATION_LEVELS.indexOf(validateOneOf(level, 'level', DEGRADATION_LEVELS))]!;
+  }
+
+  /** Whether `path` (query string allowed) is exempt. */
+  isExempt(path: string): boolean {
+    const q = path.indexOf('?');
+    const p = q < 0 ? path : path.slice(0, q);
+    const m = this.#matcher;
+    if (m.exact.has(p)) return true;
+    for (const pre of m.prefixes) if (p.startsWith(pre)) return true;
+    for (const re of m.patterns) {
+      re.lastIndex = 0;
+      if (re.test(p)) return true;
+    }
+    return false;
+  }
+
+  /**
+   * Decides for one request: null to serve it, or why to shed it. Counts the
+   * request (and the shed, by cause and level). `path` may carry a query string.
+   */
+  decide(path: string): ShedDecision | null {
+    this.#requests++;
+    if (this.isExempt(path)) {
+      this.#exempt++;
+      return null;
+    }
+    const li = this.#controller.levelIndex;
+    let cause = -1;
+    if (this.#checkFailure !== null) {
+      cause = SHED_CAUSES.indexOf(this.#checkFailure);
+    } else {
+      const share = this.#share[li]!;
+      if (share >= 1) cause = 0;
+      else if (share > 0) {
+        if (this.#random !== null) {
+          if (this.#random() < share) cause = 0;
+        } else {
+          // Even spreading: request n is shed when floor(n * share) steps
+          // up, so any run of requests sheds its share, give or take one.
+          const n = ++this.#seq;
+          if (Math.floor(n * share + 1e-9) > Math.floor((n - 1) * share + 1e-9)) cause = 0;
+        }
+      }
+    }
+    if (cause < 0) return null;
+    this.#byCause[cause]!++;
+    this.#byLevel[li]!++;
+    this.#byPair[cause * 4 + li]!++;
+    return this.#decisions[cause]![li]!;
+  }
+
+  /** The 503 body for a decision. */
+  bodyFor(decision: ShedDecision): string {
+    return typeof this.#body === 'string' ? this.#body : this.#body(decision);
+  }
+
+  /** Content type of the 503 body. */
+  get contentType(): string {
+    return this.#contentType;
+  }
+
+  /**
+   * Middleware for node:http and Express: `(req, res, next)`. Sheds with a
+   * 503, or calls `next()`. As a plain node:http listener wrapper use
+   * {@link LoadShedder.wrap}.
+   */
+  middleware(): (req: IncomingMessage, res: ServerResponse, next: (err?: unknown) => void) => void {
+    return (req, res, next) => {
+      const d = this.decide(req.url ?? '/');
+      if (d === null || this.#respond(d, req, res)) next();
+    };
+  }
+
+  /** Wraps a node:http request listener: shed requests never reach it. */
+  wrap(
+    listener: (req: IncomingMessage, res: ServerResponse) => void,
+  ): (req: IncomingMessage, res: ServerResponse) => void {
+    validateFunction(listener, 'listener');
+    return (req, res) => {
+      const d = this.decide(req.url ?? '/');
+      if (d === null || this.#respond(d, req, res)) listener(req, res);
+    };
+  }
+
+  /** Koa middleware: `app.use(shedder.koa())`. */
+  koa(): (ctx: KoaContextLike, next: () => Promise<unknown>) => Promise<unknown> {
+    return async (ctx, next) => {
+      const d = this.decide(ctx.url ?? ctx.path ?? '/');
+      if (d === null) return next();
+      if (this.#onShed !== null) {
+        const r = this.#callOnShed(d, ctx.req, ctx.res);
+        if (r === 'pass') return next();
+        if (r === 'handled') {
+          ctx.respond = false;
+          return undefined;
+        }
+      }
+      ctx.status = 503;
+      ctx.set('Retry-After', this.#retryAfterText);
+      ctx.set('Cache-Control', 'no-store');
+      ctx.type = this.#contentType;
+      ctx.body = this.bodyFor(d);
+      return undefined;
+    };
+  }
+
+  /** Writes the 503 (or lets `onShed` decide); true when the request should go on after all. */
+  #respond(d: ShedDecision, req: IncomingMessage, res: ServerResponse): boolean {
+    if (this.#onShed !== null) {
+      const r = this.#callOnShed(d, req, res);
+      if (r === 'pass') return true;
+      if (r === 'handled') return false;
+    }
+    const body = this.bodyFor(d);
+    res.statusCode = 503;
+    res.setHeader('Retry-After', this.#retryAfterText);
+    res.setHeader('Content-Type', this.#contentType);
+    res.setHeader('Cache-Control', 'no-store');
+    res.setHeader('Content-Length', Buffer.byteLength(body));
+    res.end(req.method === 'HEAD' ? undefined : body);
+    return false;
+  }
+
+  /** Asks `onShed` (if any) about a decision: 'pass', 'handled', or undefined for the default 503. Adapters use it. */
+  consult(d: ShedDecision, req: IncomingMessage, res: ServerResponse): 'pass' | 'handled' | void {
+    return this.#onShed === null ? undefined : this.#callOnShed(d, req, res);
+  }
+
+  #callOnShed(d: ShedDecision, req: IncomingMessage, res: ServerResponse): 'pass' | 'handled' | void {
+    try {
+      return this.#onShed!(d, req, res);
+    } catch (err) {
+      this.#report(err);
+      return undefined;
+    }
+  }
+
+  /**
+   * Runs the custom check now (it also runs on its interval) and resolves
+   * once its outcome is recorded. Concurrent calls share one run.
+   */
+  runCheck(): Promise<void> {
+    const check = this.#check;
+    if (check === null || this.#closed) return Promise.resolve();
+    if (this.#checkRunning !== null) return this.#checkRunning;
+    const run = new Promise<void>((resolve) => {
+      let settled = false;
+      const finish = (failure: Exclude<ShedCause, 'level'> | null, err?: unknown) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        this.#checkFailure = failure;
+        if (err !== undefined) this.#report(err);
+        resolve();
+      };
+      const timer = setTimeout(() => finish('check-timeout'), this.#checkTimeoutMs);
+      timer.unref();
+      try {
+        const r = check();
+        if (r !== null && typeof r === 'object' && typeof (r as Promise<unknown>).then === 'function') {
+          (r as Promise<unknown>).then(
+            (v) => finish(v ? null : 'check'),
+            (err) => finish('check-error', err),
+          );
+        } else {
+          finish(r ? null : 'check');
+        }
+      } catch (err) {
+        finish('check-error', err);
+      }
+    }).finally(() => {
+      this.#checkRunning = null;
+    });
+    this.#checkRunning = run;
+    return run;
+  }
+
+  /** Counters since creation. */
+  stats(): LoadShedderStats {
+    const byCause = {} as Record<ShedCause, number>;
+    SHED_CAUSES.forEach((c, i) => (byCause[c] = this.#byCause[i]!));
+    const byLevel = {} as Record<DegradationLevel, number>;
+    DEGRADATION_LEVELS.forEach((l, i) => (byLevel[l] = this.#byLevel[i]!));
+    let shed = 0;
+    for (const n of this.#byCause) shed += n;
+    return { requests: this.#requests, exempt: this.#exempt, shed, shedByCause: byCause, shedByLevel: byLevel, checkFailure: this.#checkFailure };
+  }
+
+  /** Shed requests per cause and level (pairs with a count above 0). */
+  shedCounts(): Array<{ cause: ShedCause; level: DegradationLevel; count: number }> {
+    const out: Array<{ cause: ShedCause; level: DegradationLevel; count: number }> = [];
+    for (let c = 0; c < SHED_CAUSES.length; c++) {
+      for (let l = 0; l < 4; l++) {
+        const n = this.#byPair[c * 4 + l]!;
+        if (n > 0) out.push({ cause: SHED_CAUSES[c]!, level: DEGRADATION_LEVELS[l]!, count: n });
+      }
+    }
+    return out;
+  }
+
+  /** Stops the timers (and the controller feed it owns). Idempotent. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    shedders.unregister(this);
+    stopTimers({ sample: this.#sampleTimer, check: this.#checkTimer, sampler: this.#sampler });
+    this.#sampleTimer = null;
+    this.#checkTimer = null;
+    this.#sampler = null;
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+
+  #report(err: unknown): void {
+    if (this.#onError === null) return;
+    try {
+      this.#onError(err);
+    } catch {
+      // A failing error listener must not reach the event loop.
+    }
+  }
+}
+
+/** The subset of a Koa context the middleware uses. */
+export interface KoaContextLike {
+  url?: string;
+  path?: string;
+  req: IncomingMessage;
+  res: ServerResponse;
+  status: number;
+  body: unknown;
+  type: string;
+  respond?: boolean;
+  set(name: string, value: string): void;
+}
+
+interface Timers {
+  sample: NodeJS.Timeout | null;
+  check: NodeJS.Timeout | null;
+  sampler: ResourceSampler | null;
+}
+
+function stopTimers(t: Timers): void {
+  if (t.sample !== null) clearInterval(t.sample);
+  if (t.check !== null) clearInterval(t.check);
+  t.sampler?.close();
+}
+
+const shedders = new FinalizationRegistry<Timers>(stopTimers);
+
+function defaultBody(d: ShedDecision): string {
+  const why = d.cause === 'level' ? `degradation level ${d.level}` : d.cause === 'check' ? 'health check failed' : d.cause === 'check-timeout' ? 'health check timed out' : 'health check errored';
+  return `{"statusCode":503,"error":"Service Unavailable","message":"Service Unavailable: ${why}","cause":"${d.cause}","level":"${d.level}"}`;
+}
+
+// ---- coming from @fastify/under-pressure --------------------------------------------
+
+/** The limits of `@fastify/under-pressure` that have a counterpart here. */
+export interface UnderPressureLimits {
+  /** Event-loop delay, ms. Here it is judged on the p99 over the window (under-pressure uses the mean). */
+  maxEventLoopDelay?: number;
+  /** Event-loop utilization 0..1. */
+  maxEventLoopUtilization?: number;
+  /** V8 heap used, bytes; judged as a fraction of the heap size limit. */
+  maxHeapUsedBytes?: number;
+  /** Resident set size, bytes. */
+  maxRssBytes?: number;
+  healthCheck?: HealthCheck;
+  healthCheckInterval?: number;
+  retryAfter?: number;
+}
+
+/**
+ * Shedder options that shed every request when any of under-pressure's
+ * limits is reached, and only then (the built-in thresholds are switched
+ * off). A limit is reached at the value itself (under-pressure: above it).
+ */
+export function sheddingOptionsFromUnderPressure(limits: UnderPressureLimits, heapSizeLimit?: number): LoadShedderOptions {
+  validateObject(limits, 'limits');
+  const off = { reduced: null, minimal: null, emergency: null };
+  const at = (x: number) => ({ reduced: null, minimal: null, emergency: x });
+  const thresholds: NonNullable<DegradationOptions['thresholds']> = {
+    memory: off,
+    diskAvailable: off,
+    cpu: off,
+    eventLoopLagMs: off,
+    psi: off,
+    eventLoopUtilization: off,
+    heap: off,
+    containerMemory: off,
+    hostCpu: off,
+  };
+  if (limits.maxEventLoopDelay !== undefined && limits.maxEventLoopDelay > 0) {
+    thresholds.eventLoopLagMs = at(validateNumber(limits.maxEventLoopDelay, 'limits.maxEventLoopDelay', 0));
+  }
+  if (limits.maxEventLoopUtilization !== undefined && limits.maxEventLoopUtilization > 0) {
+    thresholds.eventLoopUtilization = at(validateNumber(limits.maxEventLoopUtilization, 'limits.maxEventLoopUtilization', 0, 1));
+  }
+  if (limits.maxHeapUsedBytes !== undefined && limits.maxHeapUsedBytes > 0) {
+    const max = validateNumber(limits.maxHeapUsedBytes, 'limits.maxHeapUsedBytes', 0);
+    const heapLimit = heapSizeLimit ?? getHeapStatistics().heap_size_limit;
+    thresholds.heap = at(max / heapLimit);
+  }
+  const out: LoadShedderOptions = { shedAt: 'emergency', degradation: { thresholds, minDwellMs: 0, margin: 0 } };
+  if (limits.maxRssBytes !== undefined && limits.maxRssBytes > 0) {
+    const max = validateNumber(limits.maxRssBytes, 'limits.maxRssBytes', 0);
+    thresholds.memory = at(1);
+    out.sampler = { memoryLimit: Math.floor(max) };
+  }
+  if (limits.healthCheck !== undefined) out.healthCheck = limits.healthCheck;
+  if (limits.healthCheckInterval !== undefined && limits.healthCheckInterval > 0) out.healthCheckIntervalMs = limits.healthCheckInterval;
+  if (limits.retryAfter !== undefined) out.retryAfter = limits.retryAfter;
+  return out;
+}

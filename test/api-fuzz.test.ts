@@ -1,0 +1,672 @@
+// Public-API fuzz: every constructor and method exported from src/index.ts,
+// called with bad values (NaN, ±Infinity, negative, fractional, huge, wrong
+// type, missing, objects with throwing getters), must throw synchronously a
+// typed error with a stable `code`, before any side effect: the object's
+// figures, Budget.count(), the sampler and the process's active resources
+// are compared before and after.
+//
+// The API is enumerated from the exports, so a new export or method that has
+// neither a spec below nor a place in an explicit list fails the coverage test.
+//
+// A throwing getter's own error may come out unchanged (it is the caller's
+// error, thrown while reading the caller's object); what matters is that it
+// comes out synchronously and leaves everything as it was.
+import * as os from 'node:os';
+import { afterAll, describe, expect, it } from 'vitest';
+import * as api from '../src/index';
+
+const {
+  Budget,
+  BudgetedCache,
+  Bulkhead,
+  LimitedAllocator,
+  MemoryBudget,
+  DegradationController,
+  Fuel,
+  ResourceMetrics,
+  samplerStarted,
+} = api;
+
+// ---- bad values ------------------------------------------------------------------
+
+type Kind =
+  | 'bytes' // integer 0..2^53-1
+  | 'size' // bytes or a size string
+  | 'count' // integer >= 1
+  | 'int0' // integer >= 0
+  | 'number' // finite number
+  | 'fraction' // number in [0, 1]
+  | 'ms' // milliseconds > 0 (Infinity allowed where noted)
+  | 'string'
+  | 'nonEmptyString'
+  | 'function'
+  | 'object'
+  | 'boolean'
+  | 'level'
+  | 'nameOrObject' // a name or an options object
+  | 'any'; // accepts every value (cache keys and values)
+
+const SENTINEL = new Error('getter sentinel');
+const sym = Symbol('bad');
+
+const WRONG_TYPE_FOR_NUMBER: unknown[] = ['1', {}, [], null, true, sym, 10n];
+const BAD: Record<Kind, unknown[]> = {
+  bytes: [NaN, Infinity, -Infinity, -1, 0.5, 2 ** 60, ...WRONG_TYPE_FOR_NUMBER],
+  size: [NaN, Infinity, -Infinity, -1, 0.5, 2 ** 60, 'lots', '-1MB', '1 XB', {}, [], null, true, sym, 10n],
+  count: [NaN, Infinity, -Infinity, -1, 0, 0.5, 2 ** 60, ...WRONG_TYPE_FOR_NUMBER],
+  int0: [NaN, Infinity, -Infinity, -1, 0.5, 2 ** 60, ...WRONG_TYPE_FOR_NUMBER],
+  number: [NaN, Infinity, -Infinity, ...WRONG_TYPE_FOR_NUMBER],
+  fraction: [NaN, Infinity, -Infinity, -1, -0.5, 1.5, 2 ** 60, ...WRONG_TYPE_FOR_NUMBER],
+  ms: [NaN, -Infinity, -1, 2 ** 60, ...WRONG_TYPE_FOR_NUMBER],
+  string: [1, NaN, {}, [], null, true, sym, 10n],
+  nonEmptyString: ['', 1, NaN, {}, [], null, true, sym, 10n],
+  function: [1, 'f', {}, [], null, true, sym],
+  object: [1, 'x', null, true, sym, 10n, NaN],
+  boolean: [1, 'true', {}, null, sym],
+  level: ['panic', '', 7, -1, 0.5, NaN, {}, null, sym],
+  nameOrObject: ['panic', '', 7, -1, 0.5, NaN, [], null, true, sym, 10n],
+  any: [],
+};
+
+interface Param {
+  kind: Kind;
+  /** May be left out. */
+  optional?: boolean;
+  /** Values of the kind's bad list that this parameter accepts. */
+  allow?: unknown[];
+  /** For an options object: its fields. */
+  fields?: Record<string, Param>;
+}
+
+/** A callable under test: how to make a fresh target, valid arguments, and what each parameter is. */
+interface Spec {
+  /** A fresh target (undefined for functions and constructors) and its cleanup. */
+  target?: () => { self: unknown; state: () => unknown; close?: () => void };
+  /** Valid arguments, fresh per call. */
+  args: () => unknown[];
+  params: Param[];
+  call: (self: unknown, args: unknown[]) => unknown;
+}
+
+function badValues(p: Param): unknown[] {
+  const allow = p.allow ?? [];
+  const out = BAD[p.kind].filter((v) => !allow.some((a) => Object.is(a, v)));
+  if (!p.optional) out.push(undefined);
+  return out;
+}
+
+function show(v: unknown): string {
+  if (typeof v === 'symbol') return 'Symbol()';
+  if (typeof v === 'bigint') return `${v}n`;
+  if (typeof v === 'string') return JSON.stringify(v);
+  if (Array.isArray(v)) return '[]';
+  if (typeof v === 'object' && v !== null) return '{…}';
+  return String(v);
+}
+
+/** Global state a rejected call must not change. */
+function globalState() {
+  return {
+    budgets: Budget.count(),
+    sampler: samplerStarted(),
+    resources: process.getActiveResourcesInfo().slice().sort().join(','),
+  };
+}
+
+interface Outcome {
+  label: string;
+  problem: string | null;
+}
+
+/**
+ * Calls with `args` and checks: a synchronous throw of an error with a string
+ * `code` (or the sentinel from a throwing getter), and nothing changed.
+ */
+function expectRejected(spec: Spec, label: string, args: unknown[], allowSentinel = false): Outcome {
+  const made = spec.target?.();
+  try {
+    const before = JSON.stringify({ g: globalState(), s: made?.state() });
+    let thrown: unknown = undefined;
+    let threw = false;
+    try {
+      const r = spec.call(made?.self, args);
+      if (r && typeof (r as Promise<unknown>).then === 'function') (r as Promise<unknown>).then(undefined, () => {});
+    } catch (err) {
+      threw = true;
+      thrown = err;
+    }
+    const after = JSON.stringify({ g: globalState(), s: made?.state() });
+    if (!threw) return { label, problem: 'did not throw synchronously' };
+    const code = (thrown as { code?: unknown })?.code;
+    const typed = typeof code === 'string' && /^ERR_[A-Z0-9_]+$/.test(code);
+    if (!typed && !(allowSentinel && thrown === SENTINEL)) {
+      return { label, problem: `threw ${(thrown as Error)?.name}: ${(thrown as Error)?.message} without a code` };
+    }
+    if (before !== after) return { label, problem: `changed state: ${before} -> ${after}` };
+    return { label, problem: null };
+  } finally {
+    made?.close?.();
+  }
+}
+
+/** Every bad call of a spec: each parameter (and each field of an options parameter) in turn. */
+function cases(name: string, spec: Spec): { label: string; run: () => Outcome }[] {
+  const out: { label: string; run: () => Outcome }[] = [];
+  spec.params.forEach((p, i) => {
+    for (const bad of badValues(p)) {
+      out.push({
+        label: `${name} arg ${i} = ${show(bad)}`,
+        run: () => {
+          const args = spec.args();
+          args[i] = bad;
+          if (bad === undefined && i === args.length - 1) args.length = i;
+          return expectRejected(spec, `${name} arg ${i} = ${show(bad)}`, args);
+        },
+      });
+    }
+    for (const [field, fp] of Object.entries(p.fields ?? {})) {
+      for (const bad of BAD[fp.kind].filter((v) => !(fp.allow ?? []).some((a) => Object.is(a, v)))) {
+        out.push({
+          label: `${name} arg ${i}.${field} = ${show(bad)}`,
+          run: () => {
+            const args = spec.args();
+            args[i] = { ...(args[i] as object), [field]: bad };
+            return expectRejected(spec, `${name} arg ${i}.${field} = ${show(bad)}`, args);
+          },
+        });
+      }
+      out.push({
+        label: `${name} arg ${i}.${field} is a throwing getter`,
+        run: () => {
+          const args = spec.args();
+          const o = { ...(args[i] as object) };
+          Object.defineProperty(o, field, {
+            enumerable: true,
+            get() {
+              throw SENTINEL;
+            },
+          });
+          args[i] = o;
+          return expectRejected(spec, `${name} arg ${i}.${field} is a throwing getter`, args, true);
+        },
+      });
+    }
+  });
+  return out;
+}
+
+// ---- targets -------------------------------------------------------------------
+
+const MiB = 1024 * 1024;
+let seq = 0;
+const uniq = (p: string) => `${p}-fuzz-${process.pid}-${seq++}`;
+
+function cacheTarget() {
+  const cache = new BudgetedCache<string, Buffer>({ maxBytes: 1000, now: () => 0 });
+  cache.set('a', Buffer.alloc(10));
+  return { self: cache, state: () => ({ s: cache.stats(), k: [...cache.keys()] }), close: () => cache.close() };
+}
+function bulkheadTarget() {
+  const b = new Bulkhead({ maxConcurrent: 2, maxQueue: 2 });
+  return { self: b, state: () => ({ ...b.metrics(), waitP50: 0, waitP99: 0, waitMax: 0 }), close: () => b.close() };
+}
+function allocatorTarget() {
+  const a = new LimitedAllocator(1000);
+  a.reserveBytes(10);
+  return { self: a, state: () => ({ used: a.allocatedBytes, limit: a.limit, peak: a.peakBytes }), close: () => a.close() };
+}
+function budgetTarget() {
+  const b = Budget.create(1000);
+  b.reserve(10);
+  return { self: b, state: () => b.stats(), close: () => b.close() };
+}
+function memoryBudgetTarget() {
+  const m = new MemoryBudget({ total: 100 * MiB, source: { usage: () => MiB, systemTotal: () => 1000 * MiB, cgroupLimit: () => null } });
+  return { self: m, state: () => [m.limit, m.total, m.fraction], close: () => {} };
+}
+function diskTarget() {
+  const d = new api.DiskSpaceGuard({ path: os.tmpdir() });
+  return { self: d, state: () => ({ ...d.stats(), available: 0, free: 0, total: 0, checkedAt: 0 }), close: () => (d as { close?: () => void }).close?.() };
+}
+function guardTarget() {
+  const g = new api.ResourceGuard({ memory: { hardLimit: 100 * MiB } });
+  return {
+    self: g,
+    state: () => ({ memory: g.memory?.limits ?? null, disk: g.disk?.limits ?? null, cpu: g.cpu !== null && g.cpu !== undefined, degradation: g.degradation !== null && g.degradation !== undefined }),
+    close: () => g.close(),
+  };
+}
+function memoryGuardTarget() {
+  const g = new api.MemoryGuard({ hardLimit: 100 * MiB });
+  return { self: g, state: () => g.limits, close: () => {} };
+}
+function reservationTarget() {
+  const a = new LimitedAllocator(1000);
+  const r = a.reserve(10);
+  return { self: r, state: () => [r.size, a.allocatedBytes], close: () => a.close() };
+}
+function controllerTarget() {
+  const c = new DegradationController();
+  return { self: c, state: () => ({ ...c.stats(), since: 0 }), close: () => {} };
+}
+function fuelTarget() {
+  const f = new Fuel(100);
+  return { self: f, state: () => [f.used, f.remaining], close: () => {} };
+}
+function metricsTarget() {
+  const m = new ResourceMetrics();
+  return { self: m, state: () => m.totals(), close: () => {} };
+}
+
+const noState = () => null;
+const ctor =
+  (C: new (...a: never[]) => { close?: () => void }) =>
+  (_self: unknown, args: unknown[]): unknown => {
+    const o = new C(...(args as never[]));
+    // A constructor that accepted bad input: close what it made.
+    o.close?.();
+    return o;
+  };
+const method =
+  (name: string) =>
+  (self: unknown, args: unknown[]): unknown =>
+    (self as Record<string, (...a: unknown[]) => unknown>)[name]!(...args);
+const fn =
+  (f: (...a: never[]) => unknown) =>
+  (_self: unknown, args: unknown[]): unknown =>
+    f(...(args as never[]));
+
+const cacheOptionFields: Record<string, Param> = {
+  maxBytes: { kind: 'size' },
+  maxEntries: { kind: 'count', allow: [Infinity] },
+  ttlMs: { kind: 'ms', allow: [Infinity, 2 ** 60] },
+  sizeOf: { kind: 'function' },
+  dispose: { kind: 'function' },
+  now: { kind: 'function' },
+  levelFractions: { kind: 'object' },
+  allocator: { kind: 'object' },
+};
+const bulkheadFields: Record<string, Param> = {
+  maxConcurrent: { kind: 'count' },
+  maxQueue: { kind: 'int0', allow: [Infinity] },
+  waitTimeout: { kind: 'ms', allow: [Infinity] },
+  overflow: { kind: 'level' },
+  adaptive: { kind: 'object' },
+  waitSamples: { kind: 'count' },
+  name: { kind: 'string' },
+};
+
+/** Specs of the API I vouch for: these must pass completely. */
+const SPECS: Record<string, Spec> = {
+  // BudgetedCache
+  'new BudgetedCache': { args: () => [{ maxBytes: 100 }], params: [{ kind: 'object', fields: cacheOptionFields }], call: ctor(BudgetedCache as never) },
+  'BudgetedCache#set': {
+    target: cacheTarget,
+    args: () => ['k', Buffer.alloc(1), { size: 1, ttlMs: 5 }],
+    params: [{ kind: 'any', optional: true }, { kind: 'any', optional: true }, { kind: 'object', optional: true, fields: { size: { kind: 'bytes' }, ttlMs: { kind: 'ms', allow: [Infinity, 2 ** 60] } } }],
+    call: method('set'),
+  },
+  'BudgetedCache#getOrCreate': {
+    target: cacheTarget,
+    args: () => ['k', () => Buffer.alloc(1), { size: 1 }],
+    params: [{ kind: 'any', optional: true }, { kind: 'function' }, { kind: 'object', optional: true, fields: { size: { kind: 'bytes', allow: [] }, ttlMs: { kind: 'ms', allow: [Infinity, 2 ** 60] } } }],
+    call: method('getOrCreate'),
+  },
+  'BudgetedCache#getOrCreateSync': {
+    target: cacheTarget,
+    args: () => ['k', () => Buffer.alloc(1), { size: 1 }],
+    params: [{ kind: 'any', optional: true }, { kind: 'function' }, { kind: 'object', optional: true, fields: { size: { kind: 'bytes' }, ttlMs: { kind: 'ms', allow: [Infinity, 2 ** 60] } } }],
+    call: method('getOrCreateSync'),
+  },
+  'BudgetedCache#shrinkTo': { target: cacheTarget, args: () => [0.5], params: [{ kind: 'fraction' }], call: method('shrinkTo') },
+  'BudgetedCache#evictOnLevel': { target: cacheTarget, args: () => ['reduced'], params: [{ kind: 'level' }], call: method('evictOnLevel') },
+  // Bulkhead
+  'new Bulkhead': { args: () => [{ maxConcurrent: 1 }], params: [{ kind: 'object', fields: bulkheadFields }], call: ctor(Bulkhead as never) },
+  'Bulkhead#setLevel': { target: bulkheadTarget, args: () => ['reduced'], params: [{ kind: 'level' }], call: method('setLevel') },
+  'Bulkhead#acquire': {
+    target: bulkheadTarget,
+    args: () => [{ timeout: 10 }],
+    params: [{ kind: 'object', optional: true, fields: { timeout: { kind: 'ms', allow: [Infinity] }, signal: { kind: 'object' } } }],
+    call: method('acquire'),
+  },
+  'Bulkhead#run': {
+    target: bulkheadTarget,
+    args: () => [() => 1, { timeout: 10 }],
+    params: [{ kind: 'function' }, { kind: 'object', optional: true, fields: { timeout: { kind: 'ms', allow: [Infinity] }, signal: { kind: 'object' } } }],
+    call: method('run'),
+  },
+  bulkheadHealthScore: {
+    args: () => [{ acquisitions: 1, timeouts: 0, rejections: 0, errors: 0 }],
+    params: [{ kind: 'object', fields: { acquisitions: { kind: 'int0' }, timeouts: { kind: 'int0' }, rejections: { kind: 'int0' }, errors: { kind: 'int0' } } }],
+    call: fn(api.bulkheadHealthScore),
+  },
+  bulkheadHealthStatus: { args: () => [50], params: [{ kind: 'number' }], call: fn(api.bulkheadHealthStatus) },
+  // sampler
+  cpuLoadBetween: {
+    args: () => [{ busyUs: 1, idleUs: 1 }, { busyUs: 2, idleUs: 2 }],
+    params: [
+      { kind: 'object', fields: { busyUs: { kind: 'int0', allow: [0.5] }, idleUs: { kind: 'int0', allow: [0.5] } } },
+      { kind: 'object', fields: { busyUs: { kind: 'int0', allow: [0.5] }, idleUs: { kind: 'int0', allow: [0.5] } } },
+    ],
+    call: fn(api.cpuLoadBetween),
+  },
+  // MemoryBudget
+  'new MemoryBudget': {
+    args: () => [{ total: 100 * MiB, fraction: 0.5, cacheMs: 10, source: { usage: () => 1 } }],
+    params: [{ kind: 'object', optional: true, fields: { total: { kind: 'size', allow: [] }, fraction: { kind: 'fraction', allow: [] }, cacheMs: { kind: 'number' }, source: { kind: 'object' }, clock: { kind: 'function' } } }],
+    call: ctor(MemoryBudget as never),
+  },
+  'MemoryBudget.initialize': {
+    target: () => ({ self: null, state: () => MemoryBudget.get().limit }),
+    args: () => [{ total: 100 * MiB }],
+    params: [{ kind: 'object', optional: true, fields: { total: { kind: 'size' }, fraction: { kind: 'fraction' } } }],
+    call: (_s, a) => MemoryBudget.initialize(...(a as [])),
+  },
+  // profiles, run, checkpoints, parseSize
+  defineProfile: {
+    args: () => ['standard', { heap: 64 * MiB }],
+    params: [{ kind: 'nameOrObject' }, { kind: 'object', optional: true, fields: { heap: { kind: 'size', allow: [Infinity, null] }, timeout: { kind: 'ms', allow: [Infinity, null] }, fuel: { kind: 'int0', allow: [Infinity, null] } } }],
+    call: fn(api.defineProfile),
+  },
+  resolveLimits: {
+    args: () => [{ heap: 64 * MiB }],
+    params: [{ kind: 'object', optional: true, allow: ['x'], fields: { heap: { kind: 'size', allow: [Infinity, null] }, cpuTime: { kind: 'ms', allow: [Infinity, null] }, ioWrite: { kind: 'size', allow: [Infinity, null] } } }],
+    call: (_s, a) => api.resolveLimits(...(a as [])),
+  },
+  runWithLimits: {
+    target: () => ({ self: null, state: () => api.activeRuns() }),
+    args: () => [() => 1, { timeout: 1000 }, { budget: { name: 'fuzz-never-created', limit: 10 }, checkInterval: 10 }],
+    params: [
+      { kind: 'function' },
+      { kind: 'object', optional: true, allow: ['x'], fields: { timeout: { kind: 'ms', allow: [Infinity, null] }, heap: { kind: 'size', allow: [Infinity, null] } } },
+      { kind: 'object', optional: true, fields: { checkInterval: { kind: 'ms' }, budget: { kind: 'object', allow: [] }, onUsage: { kind: 'function' } } },
+    ],
+    call: fn(api.runWithLimits as never),
+  },
+  configureCheckpoints: {
+    args: () => [{ enabled: false }],
+    params: [{ kind: 'object', optional: true, fields: { enabled: { kind: 'boolean' }, file: { kind: 'nonEmptyString' }, clock: { kind: 'function' }, rss: { kind: 'function' } } }],
+    call: fn(api.configureCheckpoints),
+  },
+  checkpoint: { args: () => ['label', 'detail'], params: [{ kind: 'string' }, { kind: 'string', optional: true }], call: fn(api.checkpoint) },
+  parseSize: { args: () => ['1MiB', 'x'], params: [{ kind: 'size' }, { kind: 'string', optional: true }], call: fn(api.parseSize) },
+  'new CacheLease': { args: () => [{}, 1, () => {}], params: [{ kind: 'function', allow: [] }], call: ctor(api.CacheLease as never) },
+};
+
+/**
+ * Specs of API in files owned elsewhere. Each known defect is listed in
+ * KNOWN_DEFECTS below (as found by this fuzz); the rest must pass.
+ */
+const OTHER_SPECS: Record<string, Spec> = {
+  'new LimitedAllocator': {
+    args: () => [1000, { pressureThresholds: { medium: 50 } }],
+    params: [{ kind: 'size' }, { kind: 'object', optional: true, fields: { pressureThresholds: { kind: 'object' } } }],
+    call: ctor(LimitedAllocator as never),
+  },
+  'LimitedAllocator.shared': {
+    args: () => [uniq('alloc'), 1000, { pressureThresholds: { medium: 50 } }],
+    params: [{ kind: 'nonEmptyString' }, { kind: 'size', optional: true }, { kind: 'object', optional: true, fields: { pressureThresholds: { kind: 'object' } } }],
+    call: (_s, a) => LimitedAllocator.shared(...(a as [string, number])).close(),
+  },
+  'LimitedAllocator#reserveBytes': { target: allocatorTarget, args: () => [1], params: [{ kind: 'bytes' }], call: method('reserveBytes') },
+  'LimitedAllocator#releaseBytes': { target: allocatorTarget, args: () => [1], params: [{ kind: 'bytes' }], call: method('releaseBytes') },
+  'LimitedAllocator#tryReserve': { target: allocatorTarget, args: () => [1], params: [{ kind: 'bytes' }], call: method('tryReserve') },
+  'LimitedAllocator#reserve': { target: allocatorTarget, args: () => [1], params: [{ kind: 'bytes' }], call: method('reserve') },
+  'LimitedAllocator#canAllocate': { target: allocatorTarget, args: () => [1], params: [{ kind: 'bytes' }], call: method('canAllocate') },
+  'LimitedAllocator#checkCanAllocate': { target: allocatorTarget, args: () => [1], params: [{ kind: 'bytes' }], call: method('checkCanAllocate') },
+  'LimitedAllocator#allocate': { target: allocatorTarget, args: () => [1], params: [{ kind: 'bytes' }], call: method('allocate') },
+  'LimitedAllocator#allocateUnsafe': { target: allocatorTarget, args: () => [1], params: [{ kind: 'bytes' }], call: method('allocateUnsafe') },
+  'LimitedAllocator#lease': { target: allocatorTarget, args: () => [1], params: [{ kind: 'bytes' }], call: method('lease') },
+  'LimitedAllocator#free': { target: allocatorTarget, args: () => [Buffer.alloc(1)], params: [{ kind: 'object', allow: [NaN] }], call: method('free') },
+  'LimitedAllocator#setLimit': { target: allocatorTarget, args: () => [2000], params: [{ kind: 'size' }], call: method('setLimit') },
+  'Budget.open': { args: () => [uniq('budget'), 10], params: [{ kind: 'nonEmptyString' }, { kind: 'bytes', optional: true }], call: (_s, a) => Budget.open(...(a as [string])).close() },
+  'Budget.create': { args: () => [10], params: [{ kind: 'bytes' }], call: (_s, a) => Budget.create(...(a as [number])).close() },
+  'Budget#tryReserve': { target: budgetTarget, args: () => [1], params: [{ kind: 'bytes' }], call: method('tryReserve') },
+  'Budget#reserve': { target: budgetTarget, args: () => [1], params: [{ kind: 'bytes' }], call: method('reserve') },
+  'Budget#release': { target: budgetTarget, args: () => [1], params: [{ kind: 'bytes' }], call: method('release') },
+  'Budget#setLimit': { target: budgetTarget, args: () => [2000], params: [{ kind: 'bytes' }], call: method('setLimit') },
+  'new DegradationController': { args: () => [{}], params: [{ kind: 'object', optional: true, fields: { minDwellMs: { kind: 'ms', allow: [0.5, 2 ** 60] } } }], call: ctor(DegradationController as never) },
+  'DegradationController#update': {
+    target: controllerTarget,
+    args: () => [{ memory: 10 }],
+    params: [{ kind: 'object', fields: { memory: { kind: 'number', allow: [null] }, cpu: { kind: 'number', allow: [null] } } }],
+    call: method('update'),
+  },
+  'DegradationController#force': { target: controllerTarget, args: () => ['reduced'], params: [{ kind: 'level' }], call: method('force') },
+  'DegradationController#batchSize': { target: controllerTarget, args: () => [10], params: [{ kind: 'number' }], call: method('batchSize') },
+  'DegradationController#actionsFor': { target: controllerTarget, args: () => ['reduced'], params: [{ kind: 'level' }], call: method('actionsFor') },
+  'new Fuel': {
+    args: () => [100, { grant: 10, onCheckpoint: () => {} }],
+    params: [{ kind: 'int0', optional: true, allow: [Infinity] }, { kind: 'object', optional: true, fields: { grant: { kind: 'count' }, onCheckpoint: { kind: 'function' } } }], call: ctor(Fuel as never) },
+  'Fuel#consume': { target: fuelTarget, args: () => [1], params: [{ kind: 'int0', optional: true }], call: method('consume') },
+  'Fuel#has': { target: fuelTarget, args: () => [1], params: [{ kind: 'int0', optional: true }], call: method('has') },
+  'ResourceMetrics#recordCheck': { target: metricsTarget, args: () => [1], params: [{ kind: 'int0', optional: true }], call: method('recordCheck') },
+  'ResourceMetrics#recordBreach': { target: metricsTarget, args: () => ['memory'], params: [{ kind: 'string' }], call: method('recordBreach') },
+  'new MemoryGuard': { args: () => [{ hardLimit: 100 * MiB }], params: [{ kind: 'object', optional: true, fields: { hardLimit: { kind: 'size' } } }], call: ctor(api.MemoryGuard as never) },
+  'new DiskSpaceGuard': { args: () => [{ path: os.tmpdir() }], params: [{ kind: 'object', optional: true, fields: { path: { kind: 'nonEmptyString' } } }], call: ctor(api.DiskSpaceGuard as never) },
+  'new CpuMonitor': { args: () => [{}], params: [{ kind: 'object', optional: true }], call: ctor(api.CpuMonitor as never) },
+  'new ResourceGuard': {
+    args: () => [{ memory: { hardLimit: 100 * MiB } }],
+    params: [{ kind: 'object', optional: true, fields: { memory: { kind: 'object', allow: [true] }, degradation: { kind: 'object', allow: [true] } } }],
+    call: ctor(api.ResourceGuard as never),
+  },
+  setSamplerInterval: { args: () => [100], params: [{ kind: 'ms' , allow: []}], call: (_s, a) => { const was = samplerStarted(); api.setSamplerInterval(...(a as [number])); if (!was) api.stopSampler(); } },
+  usagePercent: { args: () => [1, 10], params: [{ kind: 'int0', allow: [0.5] }, { kind: 'int0', allow: [0.5] }], call: fn(api.usagePercent) },
+  pressureLevel: { args: () => [1, 10], params: [{ kind: 'int0', allow: [0.5] }, { kind: 'int0', allow: [0.5] }], call: fn(api.pressureLevel) },
+  pressureLevelForPercent: { args: () => [50], params: [{ kind: 'number' }], call: fn(api.pressureLevelForPercent) },
+  pressureIndex: { args: () => ['low'], params: [{ kind: 'level' }], call: fn(api.pressureIndex) },
+  levelIndex: { args: () => ['reduced'], params: [{ kind: 'level' }], call: fn(api.levelIndex) },
+  healthStatusFor: { args: () => ['reduced'], params: [{ kind: 'level' }], call: fn(api.healthStatusFor) },
+  readDisk: { args: () => [os.tmpdir()], params: [{ kind: 'nonEmptyString' }], call: fn(api.readDisk) },
+  readPsi: { args: () => ['cpu'], params: [{ kind: 'level' }], call: fn(api.readPsi) },
+  estimateMemory: { args: () => [{}], params: [{ kind: 'object' }], call: fn(api.estimateMemory as never) },
+  estimateOutputSize: { args: () => [{}], params: [{ kind: 'object' }], call: fn(api.estimateOutputSize as never) },
+  createResourceSampler: { args: () => [{}], params: [{ kind: 'object', optional: true }], call: (_s, a) => (api.createResourceSampler(...(a as [])) as { close?: () => void }).close?.() },
+  pressure: { args: () => [1, 10], params: [{ kind: 'int0', allow: [0.5] }, { kind: 'int0', allow: [0.5] }], call: fn(api.pressure) },
+  'DiskReader#readInto': {
+    target: () => {
+      const r = api.DiskReader.open(os.tmpdir());
+      return { self: r, state: () => r.closed, close: () => r.close() };
+    },
+    args: () => [new Float64Array(3)],
+    params: [{ kind: 'object' }],
+    call: method('readInto'),
+  },
+  'DiskSpaceGuard#checkBeforeWrite': { target: diskTarget, args: () => [1], params: [{ kind: 'size' }], call: method('checkBeforeWrite') },
+  'DiskSpaceGuard#canWrite': { target: diskTarget, args: () => [1], params: [{ kind: 'size' }], call: method('canWrite') },
+  'DiskSpaceGuard#recordWrite': { target: diskTarget, args: () => [1], params: [{ kind: 'size', optional: true }], call: method('recordWrite') },
+  'MemoryGuard#setLimits': {
+    target: memoryGuardTarget,
+    args: () => [{ hardLimit: 200 * MiB }],
+    params: [{ kind: 'object', fields: { hardLimit: { kind: 'size' }, softLimit: { kind: 'size' }, growthRateThreshold: { kind: 'size' } } }],
+    call: method('setLimits'),
+  },
+  'Reservation#tryResize': { target: reservationTarget, args: () => [5], params: [{ kind: 'bytes' }], call: method('tryResize') },
+  'Reservation#resize': { target: reservationTarget, args: () => [5], params: [{ kind: 'bytes' }], call: method('resize') },
+  'new ResourceMetrics': {
+    args: () => [{ clock: () => 0, budgets: [] }],
+    params: [{ kind: 'object', optional: true, fields: { clock: { kind: 'function' }, controller: { kind: 'object', allow: [null] }, budgets: { kind: 'object', allow: [] } } }], call: fn((o: never) => new ResourceMetrics(o)) },
+  statusFromFigures: { args: () => [{}], params: [{ kind: 'object' }], call: fn(api.statusFromFigures as never) },
+  degradationLevelFor: { args: () => [{ memory: 10 }, {}], params: [{ kind: 'object', fields: { memory: { kind: 'number', allow: [null] } } }, { kind: 'object', optional: true }], call: fn(api.degradationLevelFor as never) },
+  formatPrometheus: { args: () => [[]], params: [{ kind: 'object', allow: [] }], call: fn(api.formatPrometheus as never) },
+  formatReport: { args: () => [new ResourceMetrics().snapshot()], params: [{ kind: 'object' }], call: fn(api.formatReport as never) },
+  'ResourceGuard#watch': {
+    target: () => {
+      const g = new api.ResourceGuard({ memory: { hardLimit: 1000 * MiB } });
+      return { self: g, state: () => null, close: () => g.close() };
+    },
+    args: () => [1000],
+    params: [{ kind: 'ms', optional: true }],
+    call: method('watch'),
+  },
+  'DiskReader.open': { args: () => [os.tmpdir()], params: [{ kind: 'nonEmptyString' }], call: (_s, a) => api.DiskReader.open(...(a as [string])).close() },
+  'LimitedAllocator.fromEnv': {
+    args: () => [{ env: {} }],
+    params: [{ kind: 'object', optional: true, fields: { env: { kind: 'object' } } }],
+    call: (_s, a) => LimitedAllocator.fromEnv(...(a as [])).close(),
+  },
+  'ResourceGuard.optionsFromEnv': { args: () => [{}], params: [{ kind: 'object', optional: true }], call: fn(api.ResourceGuard.optionsFromEnv as never) },
+  'ResourceGuard.fromEnv': {
+    args: () => [{}, {}],
+    params: [{ kind: 'object', optional: true }, { kind: 'object', optional: true }],
+    call: (_s, a) => api.ResourceGuard.fromEnv(...(a as [])).close(),
+  },
+  healthReport: { args: () => [{ figures: () => ({}) }], params: [{ kind: 'object', optional: true, fields: { figures: { kind: 'function' } } }], call: fn(api.healthReport as never) },
+  collectMetrics: { args: () => [{}], params: [{ kind: 'object', optional: true }], call: fn(api.collectMetrics as never) },
+  metrics: { args: () => [{}], params: [{ kind: 'object', optional: true }], call: fn(api.metrics as never) },
+  createHealthHandler: { args: () => [{}], params: [{ kind: 'object', optional: true }], call: fn(api.createHealthHandler as never) },
+  createMetricsHandler: { args: () => [{}], params: [{ kind: 'object', optional: true }], call: fn(api.createMetricsHandler as never) },
+  'ResourceGuard#withMemoryLimit': { target: guardTarget, args: () => [200 * MiB, 100 * MiB], params: [{ kind: 'size' }, { kind: 'size', optional: true }], call: method('withMemoryLimit') },
+  'ResourceGuard#withMemory': { target: guardTarget, args: () => [{ hardLimit: 200 * MiB }], params: [{ kind: 'object', allow: [true], fields: { hardLimit: { kind: 'size' } } }], call: method('withMemory') },
+  'ResourceGuard#withOutputPath': { target: guardTarget, args: () => [os.tmpdir(), {}], params: [{ kind: 'nonEmptyString' }, { kind: 'object', optional: true }], call: method('withOutputPath') },
+  'ResourceGuard#withDisk': { target: guardTarget, args: () => [{ path: os.tmpdir() }], params: [{ kind: 'object', allow: [true, 'x'], fields: { path: { kind: 'nonEmptyString' } } }], call: method('withDisk') },
+  'ResourceGuard#withCpuMonitoring': { target: guardTarget, args: () => [{}], params: [{ kind: 'object', optional: true, allow: [true] }], call: method('withCpuMonitoring') },
+  'ResourceGuard#withDegradation': { target: guardTarget, args: () => [{}], params: [{ kind: 'object', optional: true, allow: [true] }], call: method('withDegradation') },
+  'DiskSpaceGuard#estimateOutputSize': { target: diskTarget, args: () => [{}], params: [{ kind: 'object' }], call: method('estimateOutputSize') },
+  registerPromClient: { args: () => [{}], params: [{ kind: 'object', optional: true }], call: fn(api.registerPromClient as never) },
+  registerOpenTelemetry: { args: () => [{}], params: [{ kind: 'object', optional: true }], call: fn(api.registerOpenTelemetry as never) },
+  startMetricsReporter: {
+    args: () => [new ResourceMetrics(), { intervalMs: 1000 }],
+    params: [{ kind: 'object' }, { kind: 'object', optional: true, fields: { intervalMs: { kind: 'ms' } } }],
+    call: (_s, a) => (api.startMetricsReporter(...(a as [never])) as { stop?: () => void }).stop?.(),
+  },
+};
+
+/** Exported functions and methods that take no arguments (or take anything: formatters, type guards). */
+const NO_ARGS = new Set([
+  'ensureSampler', 'stopSampler', 'samplerStarted', 'refreshSnapshot', 'readSnapshot', 'readRss', 'readPeakRss', 'readProcessCpu',
+  'readSystemCpu', 'cpuCount', 'readSystemMemory', 'readCgroup', 'readHeap', 'defaultMemoryLimit', 'checkpointsEnabled', 'activeRuns',
+  'taskWorkerPath', 'isDegradationLevel', 'describe', 'formatBytes', 'formatBytePair', 'reportOf',
+  'BudgetedCache#get', 'BudgetedCache#acquire', 'BudgetedCache#peek', 'BudgetedCache#has', 'BudgetedCache#delete', 'BudgetedCache#clear',
+  'BudgetedCache#purgeStale', 'BudgetedCache#keys', 'BudgetedCache#stats', 'BudgetedCache#close', 'CacheLease#release',
+  'Bulkhead#metrics', 'Bulkhead#health', 'Bulkhead#resetMetrics', 'Bulkhead#close',
+  'MemoryBudget.get', 'MemoryBudget#currentUsage', 'MemoryBudget#currentUsageMB', 'MemoryBudget#limitMB', 'MemoryBudget#totalMB',
+  'MemoryBudget#usageFraction', 'MemoryBudget#usagePercent', 'MemoryBudget#withinBudget', 'MemoryBudget#checkUsage', 'MemoryBudget#status',
+  'MemoryBudget#invalidate', 'MemoryBudget#describe',
+  'LimitedAllocator#stats', 'LimitedAllocator#checkPressure', 'LimitedAllocator#close', 'LimitedAllocator#owns',
+  'Budget.count', 'Budget#stats', 'Budget#close', 'Reservation#release', 'BufferLease#free',
+  'DegradationController#stats', 'DegradationController#release', 'DegradationController#reset', 'DegradationController#forget',
+  'ResourceMetrics#totals', 'ResourceMetrics#snapshot', 'ResourceMetrics#reset',
+  'MemoryGuard#ok', 'MemoryGuard#check', 'MemoryGuard#assert', 'MemoryGuard#stats', 'MemoryGuard#reset',
+  'DiskSpaceGuard#check', 'DiskSpaceGuard#assert', 'DiskSpaceGuard#stats', 'DiskSpaceGuard#reset',
+  'CpuMonitor#sample', 'CpuMonitor#assert', 'CpuMonitor#throttle', 'CpuMonitor#throttleSync', 'CpuMonitor#stats', 'CpuMonitor#reset', 'CpuMonitor#close',
+  'ResourceGuard#updateLevel', 'ResourceGuard#ok', 'ResourceGuard#checkAll', 'ResourceGuard#stats', 'ResourceGuard#unwatch', 'ResourceGuard#close',
+  'DiskReader#read', 'DiskReader#close',
+]);
+
+/**
+ * Exports and methods not fuzzed here yet, each with the reason. Error
+ * classes are built by the library to report; they take figures, not input.
+ */
+const NOT_FUZZED: Record<string, string> = {
+  'Budget#_reserve': 'internal fast path (underscore), not documented',
+  'Budget#_release': 'internal fast path (underscore), not documented',
+  'new Budget': 'protected constructor; use Budget.open/create',
+  'new Reservation': 'created by LimitedAllocator#reserve; guarded by a private token',
+  'new BufferLease': 'created by LimitedAllocator#lease; guarded by a private token',
+  'new DiskReader': 'private constructor; use DiskReader.open',
+  'ResourceGuard#degradationInputs': 'TODO: not yet specified here',
+};
+
+function isClass(v: unknown): v is new (...a: unknown[]) => unknown {
+  return typeof v === 'function' && /^class\b/.test(Function.prototype.toString.call(v));
+}
+function isErrorClass(v: unknown): boolean {
+  return isClass(v) && (v.prototype instanceof Error || v === Error);
+}
+
+/** Every callable of the public API, by the names used above. */
+function enumerateApi(): string[] {
+  const names: string[] = [];
+  for (const [k, v] of Object.entries(api)) {
+    if (typeof v !== 'function' || isErrorClass(v)) continue;
+    if (!isClass(v)) {
+      names.push(k);
+      continue;
+    }
+    names.push(`new ${k}`);
+    for (const m of Object.getOwnPropertyNames(v)) {
+      const d = Object.getOwnPropertyDescriptor(v, m)!;
+      if (typeof d.value === 'function' && !['length', 'name', 'prototype'].includes(m)) names.push(`${k}.${m}`);
+    }
+    for (const m of Object.getOwnPropertyNames(v.prototype)) {
+      const d = Object.getOwnPropertyDescriptor(v.prototype, m)!;
+      if (m !== 'constructor' && typeof d.value === 'function') names.push(`${k}#${m}`);
+    }
+  }
+  return names;
+}
+
+function known(prefix: string, values: string[], why: string): Record<string, string> {
+  return Object.fromEntries(values.map((v) => [`${prefix} = ${v}`, why]));
+}
+
+/**
+ * Defects in files owned elsewhere, found by this fuzz (case label prefix →
+ * what is wrong). Each stays asserted as still present until it is fixed;
+ * then the test fails and says to move it out of this list.
+ */
+const KNOWN_DEFECTS: Record<string, string> = {
+  // src/guards/resource.ts (item 6): a bad degradation option starts the sampler before it is refused
+  'new ResourceGuard arg 0.degradation = 1': 'sampler started by a rejected construction',
+  // src/guards/resource.ts: withMemoryLimit(undefined, soft) is accepted although the hard limit is required
+  'ResourceGuard#withMemoryLimit arg 0 = undefined': 'missing hard limit accepted',
+  // src/metrics/counters.ts: a check count is not validated as a whole number
+  'ResourceMetrics#recordCheck arg 0 = 0.5': 'fractional count accepted',
+  'ResourceMetrics#recordCheck arg 0 = 1152921504606847000': 'count above 2^53-1 accepted',
+  // src/health.ts: healthStatusFor maps any value (unknown level, number, object, missing) to a status
+  ...known('healthStatusFor arg 0', ['"panic"', '""', '7', '-1', '0.5', 'NaN', '{…}', 'null', 'Symbol()', 'undefined'], 'no validation'),
+  // src/health.ts: statusFromFigures accepts non-objects, and null/undefined throw a plain TypeError
+  ...known('statusFromFigures arg 0', ['1', '"x"', 'null', 'true', 'Symbol()', '10n', 'NaN', 'undefined'], 'no validation'),
+  // src/metrics/families.ts: formatPrometheus throws plain TypeErrors for a non-array
+  ...known('formatPrometheus arg 0', ['1', '"x"', 'null', 'true', 'Symbol()', '10n', 'NaN', 'undefined'], 'plain TypeError'),
+  // src/metrics/families.ts: collectMetrics accepts non-objects, and null throws a plain TypeError
+  ...known('collectMetrics arg 0', ['1', '"x"', 'null', 'true', 'Symbol()', '10n', 'NaN'], 'no validation'),
+  // src/metrics/counters.ts: formatReport throws plain TypeErrors for a non-report
+  ...known('formatReport arg 0', ['1', '"x"', 'null', 'true', 'Symbol()', '10n', 'NaN', 'undefined'], 'plain TypeError'),
+};
+
+describe('public API fuzz: coverage', () => {
+  it('every exported function, constructor and method has a spec or is listed', () => {
+    const missing = enumerateApi().filter((n) => !(n in SPECS) && !(n in OTHER_SPECS) && !NO_ARGS.has(n) && !(n in NOT_FUZZED));
+    expect(missing).toEqual([]);
+  });
+  it('the lists name only what exists', () => {
+    const all = new Set(enumerateApi());
+    const stale = [...Object.keys(SPECS), ...Object.keys(OTHER_SPECS), ...NO_ARGS, ...Object.keys(NOT_FUZZED)].filter((n) => !all.has(n));
+    expect(stale).toEqual([]);
+  });
+});
+
+describe('public API fuzz: bad values are refused synchronously with a code, changing nothing', () => {
+  for (const [name, spec] of Object.entries(SPECS)) {
+    it(name, () => {
+      const problems = cases(name, spec)
+        .map((c) => c.run())
+        .filter((o) => o.problem !== null)
+        .map((o) => `${o.label}: ${o.problem}`);
+      expect(problems).toEqual([]);
+    });
+  }
+});
+
+const otherOutcomes: Outcome[] = [];
+describe('public API fuzz: files owned elsewhere (TODO: known defects listed in KNOWN_DEFECTS)', () => {
+  for (const [name, spec] of Object.entries(OTHER_SPECS)) {
+    it(name, () => {
+      const outcomes = cases(name, spec).map((c) => c.run());
+      otherOutcomes.push(...outcomes);
+      const unexpected = outcomes.filter((o) => o.problem !== null && !(o.label in KNOWN_DEFECTS)).map((o) => `${o.label}: ${o.problem}`);
+      expect(unexpected).toEqual([]);
+      const fixed = outcomes.filter((o) => o.problem === null && o.label in KNOWN_DEFECTS).map((o) => `${o.label} is fixed: remove it from KNOWN_DEFECTS`);
+      expect(fixed).toEqual([]);
+    });
+  }
+});
+
+afterAll(() => {
+  api.configureCheckpoints({ enabled: false, sink: 'stderr' });
+  if (process.env.RG_FUZZ_REPORT) {
+    for (const o of otherOutcomes) if (o.problem !== null) console.log(`DEFECT ${o.label}: ${o.problem}`);
+  }
+});
