@@ -67,6 +67,11 @@ int read_system_cpu(SystemCpu* out);
 int cpu_count();
 int read_system_memory(SystemMemory* out);
 int read_cgroup(CgroupInfo* out);
+// Only the cgroup's memory usage (the one cgroup figure that changes from
+// sample to sample), read from a kept-open file: what the sampler thread
+// calls every interval. ENOENT when the process is in no cgroup with a memory
+// controller, ENOSYS where the platform has no cgroups.
+int read_cgroup_memory_usage(uint64_t* out);
 int read_psi(PsiResource resource, PsiInfo* out);
 // Space on the file system holding `path_utf8`, which must name an existing
 // directory (ENOENT / ENOTDIR otherwise).

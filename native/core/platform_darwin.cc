@@ -224,6 +224,8 @@ int read_cgroup(CgroupInfo* out) {
   return 0;
 }
 
+int read_cgroup_memory_usage(uint64_t*) { return ENOSYS; }
+
 int read_psi(PsiResource, PsiInfo*) { return ENOSYS; }
 
 int read_disk(const char* path_utf8, DiskInfo* out) {

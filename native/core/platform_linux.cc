@@ -343,9 +343,21 @@ int read_system_memory(SystemMemory* out) {
   return 0;
 }
 
+int read_cgroup_memory_usage(uint64_t* out) {
+  CgroupPaths& paths = cgroup_paths();
+  if (paths.memory_dir.empty()) return ENOENT;
+  char buf[64];
+  ssize_t n = state().cgroup_usage.read(buf, sizeof buf);
+  if (n < 0) return static_cast<int>(-n);
+  const char* p = buf;
+  uint64_t usage;
+  if (!parse_u64(p, &usage)) return EIO;
+  *out = usage;
+  return 0;
+}
+
 int read_cgroup(CgroupInfo* out) {
   CgroupPaths& paths = cgroup_paths();
-  State& s = state();
   *out = CgroupInfo();
   out->version = paths.version;
   if (paths.version == 0) return 0;
@@ -361,14 +373,10 @@ int read_cgroup(CgroupInfo* out) {
         out->memory_limit = limit;
       }
     }
-    ssize_t n = s.cgroup_usage.read(buf, sizeof buf);
-    if (n > 0) {
-      const char* p = buf;
-      uint64_t usage;
-      if (parse_u64(p, &usage)) {
-        out->has_memory_usage = true;
-        out->memory_usage = usage;
-      }
+    uint64_t usage;
+    if (read_cgroup_memory_usage(&usage) == 0) {
+      out->has_memory_usage = true;
+      out->memory_usage = usage;
     }
   }
   if (!paths.cpu_dir.empty()) {

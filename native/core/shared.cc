@@ -382,6 +382,9 @@ struct SamplerState {
   int ring_len = 0, ring_head = 0;
   uint64_t samples = 0, errors = 0;
   double peak_rss = NAN;  // highest RSS sampled; NaN until one is read
+  // Static figures (see kStaticRefreshMs), guarded by sample_mu.
+  double static_read_ms = NAN;  // when they were last read; NaN forces a read
+  double cpus = NAN;
   std::mutex sample_mu;  // one sample at a time (thread vs sample_now)
   std::mutex life_mu;    // serialises start/stop, including the join
 };
@@ -407,10 +410,14 @@ void take_sample(SamplerState& st) {
   SystemCpu sys;
   bool sys_ok = read_system_cpu(&sys) == 0;
   bool failed = !rss_ok || !cpu_ok || !sys_ok;
-  CgroupInfo cg;
-  double cg_usage = NAN;
-  if (read_cgroup(&cg) == 0 && cg.has_memory_usage) cg_usage = static_cast<double>(cg.memory_usage);
+  // Only the usage changes between samples; the limits are not sampled.
+  uint64_t cg_bytes = 0;
+  double cg_usage = read_cgroup_memory_usage(&cg_bytes) == 0 ? static_cast<double>(cg_bytes) : NAN;
   double now = static_cast<double>(monotonic_ns()) / 1e6;
+  if (static_refresh_due(st.static_read_ms, now)) {
+    st.cpus = static_cast<double>(cpu_count());
+    st.static_read_ms = now;
+  }
   uint64_t proc_us = cpu.user_us + cpu.system_us;
 
   // Load over the window: compare with the newest sample at least a window
@@ -460,7 +467,7 @@ void take_sample(SamplerState& st) {
   store(kSnapSamples, static_cast<double>(st.samples));
   store(kSnapCgroupUsage, cg_usage);
   store(kSnapErrors, static_cast<double>(st.errors));
-  store(kSnapCpuCount, static_cast<double>(cpu_count()));
+  store(kSnapCpuCount, st.cpus);
   store(kSnapLoadWindowMs, window);
   g_region.snapshot[kSnapSeq].store(seq + 2, std::memory_order_release);
 }
@@ -479,24 +486,33 @@ void mark_stopped(SamplerState& st) {
   store(kSnapSysLoad, NAN);
   store(kSnapProcessLoad, NAN);
   store(kSnapRunning, 0);
+  store(kSnapStops, g_region.snapshot[kSnapStops].load(std::memory_order_relaxed) + 1);
   g_region.snapshot[kSnapSeq].store(seq + 2, std::memory_order_release);
 }
 
 void run(SamplerState* st) {
   using Clock = std::chrono::steady_clock;
+  auto now_ns = [] {
+    return static_cast<int64_t>(
+        std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch()).count());
+  };
   std::unique_lock<std::mutex> lock(st->mu);
+  // Deadlines are absolute (see next_deadline_ns): the time a sample takes
+  // and the wake-up latency do not add to the period.
+  int64_t due = now_ns();
   while (!st->stop) {
     lock.unlock();
     take_sample(*st);
     lock.lock();
-    Clock::time_point last = Clock::now();
-    // Wait one interval after this sample. A new interval re-targets the
-    // wait (still measured from this sample); a stop ends it.
+    // Wait for the next deadline. A new interval re-targets the wait (from
+    // the deadline of this sample); a stop ends it.
     while (!st->stop) {
       uint64_t changes = st->interval_changes;
-      auto due = last + std::chrono::duration_cast<Clock::duration>(
-                            std::chrono::duration<double, std::milli>(st->interval_ms.load(std::memory_order_relaxed)));
-      if (!st->cv.wait_until(lock, due, [st, changes] { return st->stop || st->interval_changes != changes; })) {
+      int64_t interval = static_cast<int64_t>(st->interval_ms.load(std::memory_order_relaxed) * 1e6);
+      int64_t next = next_deadline_ns(due, now_ns(), interval);
+      Clock::time_point at{std::chrono::duration_cast<Clock::duration>(std::chrono::nanoseconds(next))};
+      if (!st->cv.wait_until(lock, at, [st, changes] { return st->stop || st->interval_changes != changes; })) {
+        due = next;
         break;  // due: take the next sample
       }
     }
@@ -511,6 +527,10 @@ void sampler_acquire() {
   std::lock_guard<std::mutex> lock(st.mu);
   if (st.users++ > 0) return;
   st.stop = false;
+  {
+    std::lock_guard<std::mutex> sample(st.sample_mu);
+    st.static_read_ms = NAN;  // read the static figures afresh at start
+  }
   take_sample(st);
   store(kSnapRunning, 1);
   st.thread = std::thread(run, &st);

@@ -34,6 +34,8 @@ enum SnapshotField : int {
   kSnapCpuCount,      // logical CPUs online
   kSnapRunning,       // 1 while the sampler thread runs
   kSnapLoadWindowMs,  // the span the two load figures cover
+  kSnapStops,         // times the thread stopped; each stop is one more
+                      // sequence-locked write, so seq == 2 * (samples + stops)
   kSnapshotFieldCount
 };
 constexpr int kSnapshotSlots = 32;  // room to grow without moving budgets
@@ -185,6 +187,32 @@ int budget_count();
 constexpr double kDefaultIntervalMs = 10;
 constexpr double kMinIntervalMs = 1;
 constexpr double kMaxIntervalMs = 60000;
+
+// Figures that (almost) never change -- the number of CPUs online -- are
+// read when the sampler starts and then at most every kStaticRefreshMs,
+// not every interval: reading them costs an open, a read and a close each.
+// The cgroup's memory limit and CPU quota are not sampled at all (only the
+// usage, from a kept-open file); readCgroup() reads them fresh on demand.
+constexpr double kStaticRefreshMs = 5000;
+
+// Whether static figures last read at `last_ms` (NaN: never) are due again
+// at `now_ms`. A clock that moved backwards also makes them due.
+inline bool static_refresh_due(double last_ms, double now_ms) {
+  return !(now_ms - last_ms < kStaticRefreshMs) || now_ms < last_ms;
+}
+
+// The sampler runs on a grid of absolute deadlines: the sample after the one
+// due at `due_ns` is due one interval later, however long that sample took.
+// When the thread wakes so late that this deadline has passed (a stall), the
+// missed samples are skipped rather than taken in a burst: the next deadline
+// is the first point of the same grid at or after `now_ns`.
+inline int64_t next_deadline_ns(int64_t due_ns, int64_t now_ns, int64_t interval_ns) {
+  if (interval_ns < 1) interval_ns = 1;
+  int64_t next = due_ns + interval_ns;
+  if (next >= now_ns) return next;
+  int64_t behind = now_ns - next;
+  return next + ((behind + interval_ns - 1) / interval_ns) * interval_ns;
+}
 
 // The first acquire starts the sampler thread (after one synchronous sample,
 // so the snapshot is valid on return); the last release stops and joins it.

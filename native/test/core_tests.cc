@@ -913,15 +913,17 @@ bool read_snapshot(double out[kSnapshotSlots]) {
 double snap_field(int field) { return region().snapshot[field].load(std::memory_order_acquire); }
 
 // Checks of one consistent snapshot. Every sample (thread or sample_now)
-// bumps seq by 2 and `samples` by 1, both from zero, so in a consistent copy
-// seq == 2 * samples: a torn read would break it.
+// bumps seq by 2 and `samples` by 1, and every stop bumps seq by 2 and
+// `stops` by 1, all from zero, so in a consistent copy
+// seq == 2 * (samples + stops): a torn read would break it. A stopped
+// sampler leaves RSS unknown (NaN) until the next sample.
 struct SnapshotCheck {
   int bad_seq = 0, torn = 0, bad_values = 0, backwards = 0;
   double last_seq = -1, last_ts = -1;
   void take(const double* s) {
     if (std::fmod(s[kSnapSeq], 2.0) != 0) ++bad_seq;
-    if (s[kSnapSeq] != 2 * s[kSnapSamples]) ++torn;
-    if (!(s[kSnapRss] > 0) || !(s[kSnapCpuCount] >= 1) || !(s[kSnapTimestampMs] > 0) ||
+    if (s[kSnapSeq] != 2 * (s[kSnapSamples] + s[kSnapStops])) ++torn;
+    if (!(s[kSnapRss] > 0 || (s[kSnapRunning] == 0 && std::isnan(s[kSnapRss]))) || !(s[kSnapCpuCount] >= 1) || !(s[kSnapTimestampMs] > 0) ||
         !(s[kSnapErrors] >= 0 && s[kSnapErrors] <= s[kSnapSamples]) ||
         !(std::isnan(s[kSnapSysLoad]) || (s[kSnapSysLoad] >= 0 && s[kSnapSysLoad] <= 1)) ||
         !(std::isnan(s[kSnapProcessLoad]) || s[kSnapProcessLoad] >= 0) || !(s[kSnapLoadWindowMs] >= 0)) {
@@ -1109,7 +1111,7 @@ void test_sampler_cycles() {
         sampler_acquire();
         // Between our acquire and release, the sampler runs.
         if (sampler_users() < 1 || snap_field(kSnapRunning) != 1.0) ++violations;
-        if (!read_snapshot(s) || s[kSnapSeq] != 2 * s[kSnapSamples]) ++torn;
+        if (!read_snapshot(s) || s[kSnapSeq] != 2 * (s[kSnapSamples] + s[kSnapStops])) ++torn;
         pause();
         if (snap_field(kSnapRunning) != 1.0) ++violations;
         sampler_release();
@@ -1213,6 +1215,91 @@ struct Test {
 
 }  // namespace
 
+// The cgroup usage the sampler reads alone agrees with the full read: both
+// come from the same kept-open file, and either both find it or neither does.
+void test_platform_cgroup_usage() {
+  CgroupInfo c;
+  CHECK_EQ(read_cgroup(&c), 0);
+  uint64_t usage = 0;
+  int rc = read_cgroup_memory_usage(&usage);
+  CHECK_EQ(rc == 0, c.has_memory_usage);
+  if (rc == 0) CHECK_GT(usage, 0u);
+  if (c.version == 0) CHECK_EQ(rc, ENOENT);
+}
+
+// Static figures: read at start (never read: NaN), then again only once
+// kStaticRefreshMs has passed on the clock given, or when that clock moved
+// backwards.
+void test_static_refresh() {
+  CHECK(static_refresh_due(NAN, 0));
+  CHECK(static_refresh_due(NAN, 123456));
+  const double t0 = 1000;
+  CHECK(!static_refresh_due(t0, t0));
+  CHECK(!static_refresh_due(t0, t0 + 1));
+  CHECK(!static_refresh_due(t0, t0 + kStaticRefreshMs - 0.001));
+  CHECK(static_refresh_due(t0, t0 + kStaticRefreshMs));
+  CHECK(static_refresh_due(t0, t0 + 10 * kStaticRefreshMs));
+  CHECK(static_refresh_due(t0, t0 - 1));
+  CHECK(static_refresh_due(t0, NAN));
+  CHECK(static_refresh_due(t0, INFINITY));
+  // A sampler that refreshes on this rule over a simulated minute at 1 ms
+  // reads the static figures once at start and then every kStaticRefreshMs.
+  double last = NAN;
+  int reads = 0;
+  for (double now = 0; now < 60000; now += 1) {
+    if (static_refresh_due(last, now)) {
+      ++reads;
+      last = now;
+    }
+  }
+  CHECK_EQ(reads, static_cast<int>(60000 / kStaticRefreshMs));
+  // The snapshot carries the figure read at start, not 0 and not NaN.
+  sampler_sample_now();
+  CHECK_EQ(snap_field(kSnapCpuCount), static_cast<double>(cpu_count()));
+  // The cgroup usage in the snapshot is NaN exactly when it cannot be read.
+  uint64_t usage = 0;
+  bool has_usage = read_cgroup_memory_usage(&usage) == 0;
+  CHECK_EQ(std::isnan(snap_field(kSnapCgroupUsage)), !has_usage);
+}
+
+// Absolute deadlines: the period does not grow by the time a sample takes,
+// and a stall skips the missed samples instead of taking them in a burst.
+void test_next_deadline() {
+  const int64_t ms = 1000000;
+  // On time, or late by less than an interval: one interval after the last due time.
+  CHECK_EQ(next_deadline_ns(0, 0, ms), ms);
+  CHECK_EQ(next_deadline_ns(0, ms / 2, ms), ms);
+  CHECK_EQ(next_deadline_ns(5 * ms, 5 * ms + ms - 1, ms), 6 * ms);
+  CHECK_EQ(next_deadline_ns(5 * ms, 6 * ms, ms), 6 * ms);  // due exactly now
+  // A stall of 10.5 intervals: the next deadline is the next grid point, not the missed ones.
+  CHECK_EQ(next_deadline_ns(0, 10 * ms + ms / 2, ms), 11 * ms);
+  CHECK_EQ(next_deadline_ns(0, 10 * ms, ms), 10 * ms);
+  CHECK_EQ(next_deadline_ns(0, 10 * ms + 1, ms), 11 * ms);
+  // Degenerate intervals never loop or go backwards.
+  CHECK_EQ(next_deadline_ns(7, 7, 0), 8);
+  CHECK_EQ(next_deadline_ns(7, 100, -5), 100);
+  // Simulated: each sample takes 0.3 intervals and wakes 0.1 late; every
+  // 50th wake is a stall of 7 intervals. Samples stay on the grid, the next
+  // deadline is always ahead of now, and after a stall no two samples come
+  // closer than the time one takes.
+  int64_t due = 0, taken = 0;
+  int64_t last_start = -ms;
+  for (int i = 1; i <= 1000; ++i) {
+    int64_t wake = due + ms / 10 + (i % 50 == 0 ? 7 * ms : 0);
+    CHECK_GE(wake - last_start, ms / 10);
+    last_start = wake;
+    int64_t end = wake + 3 * ms / 10;
+    int64_t next = next_deadline_ns(due, end, ms);
+    CHECK_GE(next, end);
+    CHECK_EQ(next % ms, 0);
+    due = next;
+    ++taken;
+  }
+  CHECK_EQ(taken, 1000);
+  // 1000 samples, 20 stalls of 7 intervals each skipped: 1000 + 20 * 7 intervals.
+  CHECK_EQ(due, (1000 + 20 * 7) * ms);
+}
+
 int main(int argc, char** argv) {
 #if !defined(_WIN32)  // the CRT rejects a zero-size line buffer
   std::setvbuf(stdout, nullptr, _IOLBF, 0);
@@ -1226,6 +1313,7 @@ int main(int argc, char** argv) {
       {"platform: cpu", test_platform_cpu},
       {"platform: system memory", test_platform_memory},
       {"platform: cgroup", test_platform_cgroup},
+      {"platform: cgroup memory usage alone", test_platform_cgroup_usage},
       {"platform: psi", test_platform_psi},
       {"platform: disk", test_platform_disk},
       {"platform: clock", test_platform_clock},
@@ -1241,6 +1329,8 @@ int main(int argc, char** argv) {
       {"budget: cells", test_budget_cells},
       {"budget: contention", test_budget_contention},
       {"sampler: interval and sample_now", test_sampler_interval},
+      {"sampler: static figures refresh", test_static_refresh},
+      {"sampler: absolute deadlines", test_next_deadline},
       {"sampler: concurrent acquire/read/release", test_sampler_concurrent},
       {"sampler: acquire/release cycles", test_sampler_cycles},
       {"sampler: lowering the interval wakes the sampler", test_interval_wakeup},
