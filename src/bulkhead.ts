@@ -7,7 +7,7 @@
  * release function ignores second calls, so a caller's bug cannot push the
  * in-use count below zero or above the limit.
  *
- * Health, as the connection pool of the trading engine defines it:
+ * Health, as a connection pool defines it:
  * `score = 100 − timeout % − error %`, both as percentages of the requests
  * that have reached an outcome (permits granted + waits timed out + requests
  * rejected); healthy at 95 or more, degraded at 80 or more, else unhealthy.

@@ -2,8 +2,8 @@
  * A generic pool of resources the caller supplies (connections, parsers,
  * workers, buffers): created on demand up to `max`, kept warm down to `min`,
  * lent out most-recently-used first, recycled by idle time and by age, and
- * measured the way the trading engine's connection pool is (requests,
- * successes, timeouts, errors, utilisation, wait percentiles, health).
+ * measured as a connection pool is (requests, successes, timeouts, errors,
+ * utilisation, wait percentiles, health).
  *
  * Rules, each exact at its boundary:
  * - **Maximum lifetime**: a resource whose age (clock now − creation time) is

@@ -1,4 +1,4 @@
-// The seed-000 estimators at their exact boundaries: memory for entries ×
+// The estimators at their exact boundaries: memory for entries ×
 // lines per entry, the sufficiency check (exactly at the limit is enough; one
 // byte short names both figures and the largest count that fits), and the
 // output size by format and compression.

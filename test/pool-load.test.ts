@@ -1,4 +1,4 @@
-// The pool under the trading engine's load: 5,000 concurrent acquisitions on
+// The pool under load: 5,000 concurrent acquisitions on
 // a pool of 2,000 with a 5 s acquire timeout, each holding its resource for
 // 10 ms, then 10,000 acquire/release cycles. Time is a manual clock, so every
 // figure asserted is a count (or a wait in clock time), never wall time; the

@@ -102,7 +102,7 @@ export class Fuel {
   }
 
   /**
-   * Adds `n` units to the budget (the seed's `add_fuel`). Refused with
+   * Adds `n` units to the budget. Refused with
    * {@link FuelMeteringError} (`ERR_FUEL_METERING_OFF`) when fuel is not
    * metered, and with `ERR_OUT_OF_RANGE` when the budget would pass 2^53 − 1;
    * nothing changes on a refusal. A budget that had refused a request takes

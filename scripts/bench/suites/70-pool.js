@@ -1,7 +1,7 @@
 'use strict';
 // ResourcePool against generic-pool and tarn, side by side in one run:
 // acquire + release of an idle resource, many borrowers contending for a few
-// resources, and the trading engine's load test in real time (5000
+// resources, and the pool load test in real time (5000
 // acquisitions on a pool of 2000, 5 s timeout, 10 ms hold).
 const { performance } = require('node:perf_hooks');
 const { sink } = require('../harness');
@@ -147,7 +147,7 @@ exports.run = async function run(bench, lib) {
   report(bench, pools, samples, 'acquire/release, 64 borrowers');
   for (const p of pools) await p.close();
 
-  // ---- the trading engine's load test, real time --------------------------------------
+  // ---- the pool load test, real time --------------------------------------
   bench.section('pool load test: 5000 acquisitions on a pool of 2000, 5 s timeout, ~10 ms hold');
   const hold = () => new Promise((r) => setTimeout(r, 10));
   const reps = Math.max(5, Math.min(bench.options.reps, 7));
