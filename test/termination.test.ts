@@ -11,8 +11,11 @@ import { promisify } from 'node:util';
 import { describe, expect, test } from 'vitest';
 
 const run = promisify(execFile);
-const PER_CASE = 20;
-const PER_CASE_SELF = 8;
+// Workers per case; scripts/test-node-lines.js runs fewer on the other Node
+// lines (RESOURCE_GUARD_TERMINATION_PER_CASE) to keep CI short, and
+// scripts/termination-soak.js runs thousands.
+const PER_CASE = Number(process.env.RESOURCE_GUARD_TERMINATION_PER_CASE) || 20;
+const PER_CASE_SELF = Math.max(2, Math.round((PER_CASE * 2) / 5));
 const driver = path.join(__dirname, 'fixtures', 'termination-driver.cjs');
 const dist = path.join(__dirname, '..', 'dist', 'index.js');
 const MODES = ['narrow', 'wide', 'narrow-release', 'wide-release', 'refuse', 'allocator', 'cache', 'exit', 'throw', 'oom'];
@@ -48,11 +51,13 @@ test('runWithLimits breaches while the task holds and churns its budget leave no
     timeout: 240_000,
   });
   const result = JSON.parse(stdout.trim().split('\n').pop()!);
-  expect(result).toEqual({
-    count,
-    used: 0,
-    held: 0,
-    leaked: 0,
-    errors: { ERR_TIMEOUT: count / 2, ERR_FUEL_EXHAUSTED: count / 4, ERR_MEMORY_LIMIT: count / 4 },
-  });
+  expect(result).toMatchObject({ count, used: 0, held: 0, leaked: 0 });
+  // Every run ended by its limit: fuel by fuel; time by time; the heap by
+  // the heap, or on the Node lines where a worker at its heap limit can stop
+  // answering, by the time limit that then ends it.
+  const { ERR_TIMEOUT = 0, ERR_FUEL_EXHAUSTED = 0, ERR_MEMORY_LIMIT = 0, ...other } = result.errors;
+  expect(other).toEqual({});
+  expect(ERR_FUEL_EXHAUSTED).toBe(count / 4);
+  expect(ERR_TIMEOUT).toBeGreaterThanOrEqual(count / 2);
+  expect(ERR_TIMEOUT + ERR_MEMORY_LIMIT).toBe((3 * count) / 4);
 });
