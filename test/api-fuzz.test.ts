@@ -1000,3 +1000,27 @@ describe('public API fuzz: names inherited from Object.prototype are not values'
     }
   });
 });
+
+describe('public API fuzz: a refused plugin registration takes nothing', () => {
+  it('resourceGuardFastify closes the shedder it made when the instance refuses the decoration', async () => {
+    let offered: api.LoadShedder | null = null;
+    const refusing = {
+      ...fakeFastify(),
+      decorate: (_name: string, value: unknown) => {
+        offered = value as api.LoadShedder;
+        throw Object.assign(new Error("The decorator 'resourceGuard' has already been added!"), { code: 'FST_ERR_DEC_ALREADY_PRESENT' });
+      },
+    };
+    let checks = 0;
+    let failure: unknown = null;
+    api.resourceGuardFastify(refusing as never, { figures: () => ({}), healthCheck: () => (checks++, true) }, (err) => (failure = err ?? null));
+    expect((failure as { code?: unknown } | null)?.code).toBe('FST_ERR_DEC_ALREADY_PRESENT');
+    expect(offered).toBeInstanceOf(api.LoadShedder);
+    // Let the check started at construction settle. Then an open shedder runs its
+    // check synchronously when asked; a closed one does not run it at all.
+    await new Promise((resolve) => setImmediate(resolve));
+    const seen = checks;
+    void offered!.runCheck();
+    expect(checks).toBe(seen);
+  });
+});
