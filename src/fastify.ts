@@ -15,9 +15,9 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createHealthHandler, type FastifyReplyLike, type HealthHandlerOptions } from './health';
-import { InvalidArgTypeError } from './errors';
+import { InvalidArgTypeError, InvalidArgValueError } from './errors';
 import { LoadShedder, type LoadShedderOptions } from './shedding';
-import { validateObject, validateString } from './validate';
+import { validateFunction, validateObject, validateString } from './validate';
 
 /** The parts of a Fastify request the plugin reads. */
 export interface FastifyRequestLike {
@@ -67,7 +67,12 @@ export function resourceGuardFastify(
 ): void {
   let shedder: LoadShedder;
   let owned: boolean;
+  let made: LoadShedder | null = null;
   try {
+    validateObject(fastify, 'fastify');
+    validateFunction(fastify.decorate, 'fastify.decorate');
+    validateFunction(fastify.addHook, 'fastify.addHook');
+    validateFunction(fastify.route, 'fastify.route');
     const o = options === undefined ? {} : validateObject<ResourceGuardFastifyOptions>(options, 'options');
     const { shedder: given, exposeStatusRoute, health, decorateAs, ...rest } = o;
     if (given !== undefined && !(given instanceof LoadShedder)) {
@@ -79,12 +84,16 @@ export function resourceGuardFastify(
         : exposeStatusRoute === true
           ? '/status'
           : validateString(exposeStatusRoute, 'options.exposeStatusRoute');
+    if (statusPath !== null && !statusPath.startsWith('/')) {
+      throw new InvalidArgValueError('options.exposeStatusRoute', statusPath, "must be true or a path starting with '/'");
+    }
     const name = decorateAs === undefined ? 'resourceGuard' : validateString(decorateAs, 'options.decorateAs');
+    if (name === '') throw new InvalidArgValueError('options.decorateAs', name, 'must not be empty');
     if (health !== undefined) validateObject(health, 'options.health');
     if (statusPath !== null && given === undefined) rest.exempt = [...(rest.exempt ?? []), statusPath];
     // Fastify passes its own keys (logLevel, prefix) along with the options.
     const { logLevel: _l, prefix: _p, ...shedderOptions } = rest as LoadShedderOptions & { logLevel?: unknown; prefix?: unknown };
-    shedder = given ?? new LoadShedder(shedderOptions);
+    shedder = given ?? (made = new LoadShedder(shedderOptions));
     owned = given === undefined;
     const handler = statusPath === null ? null : createHealthHandler({ controller: shedder.controller, ...health });
 
@@ -123,6 +132,8 @@ export function resourceGuardFastify(
       closed();
     });
   } catch (err) {
+    // A shedder made here before the instance refused a step is closed again.
+    made?.close();
     done(err as Error);
     return;
   }

@@ -18,6 +18,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 import {
+  DEGRADATION_LEVELS,
   DegradationController,
   type DegradationLevel,
   type DegradationOptions,
@@ -36,6 +37,7 @@ import {
   validateInteger,
   validateNumber,
   validateObject,
+  validateOneOf,
   validateString,
 } from './validate';
 import { parseSize, type Size } from './size';
@@ -316,6 +318,7 @@ function message(err: unknown): string {
  * reading of them rather than taking them as zero.
  */
 export function statusFromFigures(figures: Partial<ResourceFigures>): DegradationStatus {
+  validateObject(figures, 'figures');
   const status: DegradationStatus = {};
   const m = figures.memory;
   if (m && m.limit !== null && m.limit > 0 && m.usage >= 0) status.memory = m.usage / m.limit;
@@ -487,6 +490,7 @@ export type HealthStatus = 'healthy' | 'degraded' | 'unhealthy';
 
 /** normal → healthy; reduced, minimal → degraded; emergency → unhealthy. */
 export function healthStatusFor(level: DegradationLevel): HealthStatus {
+  validateOneOf(level, 'level', DEGRADATION_LEVELS);
   return level === 'normal' ? 'healthy' : level === 'emergency' ? 'unhealthy' : 'degraded';
 }
 

@@ -242,10 +242,14 @@ export class PoolNotLentError extends PoolError {
 
 /** Health score from counters: 100 − timeout % − error % of the requests that reached an outcome. */
 export function poolHealthScore(c: { successes: number; timeouts: number; errors: number }): number {
-  const outcomes = c.successes + c.timeouts + c.errors;
+  validateObject(c, 'counts');
+  const successes = validateInteger(c.successes, 'counts.successes');
+  const timeouts = validateInteger(c.timeouts, 'counts.timeouts');
+  const errors = validateInteger(c.errors, 'counts.errors');
+  const outcomes = successes + timeouts + errors;
   if (outcomes === 0) return 100;
   // One division keeps exact boundaries exact (95 of 100 is 95, not 94.999…).
-  return (100 * (outcomes - c.timeouts - c.errors)) / outcomes;
+  return (100 * (outcomes - timeouts - errors)) / outcomes;
 }
 
 /** Health band of a score: healthy >= 95, degraded >= 80, else unhealthy. */
@@ -389,8 +393,8 @@ export class ResourcePool<T> extends EventEmitter {
     const idleTimeout = options.idleTimeout === undefined ? Infinity : validateTimeout(options.idleTimeout, 'options.idleTimeout');
     const maxLifetime = options.maxLifetime === undefined ? Infinity : validateTimeout(options.maxLifetime, 'options.maxLifetime');
     const evictionInterval = options.evictionInterval === undefined ? 1000 : validateNumber(options.evictionInterval, 'options.evictionInterval', 1, MAX_TIMER);
-    const budget = options.budget ?? null;
-    if (budget !== null && !(budget instanceof Budget) && !(budget instanceof LimitedAllocator)) {
+    const budget = options.budget === undefined ? null : options.budget;
+    if (options.budget !== undefined && !(budget instanceof Budget) && !(budget instanceof LimitedAllocator)) {
       throw new InvalidArgTypeError('options.budget', 'an instance of Budget or LimitedAllocator', budget);
     }
     let fixedSize = 0;
@@ -535,9 +539,14 @@ export class ResourcePool<T> extends EventEmitter {
   }
 
   /** Acquires a resource, runs `fn` with it and releases it, however `fn` ends. */
-  async use<R>(fn: (resource: T) => R | Promise<R>, options?: PoolAcquireOptions): Promise<R> {
+  use<R>(fn: (resource: T) => R | Promise<R>, options?: PoolAcquireOptions): Promise<R> {
+    // Bad arguments throw here, before anything is requested.
     validateFunction(fn, 'fn');
-    const r = await this.acquire(options);
+    return this.#useWith(this.acquire(options), fn);
+  }
+
+  async #useWith<R>(acquired: Promise<T>, fn: (resource: T) => R | Promise<R>): Promise<R> {
+    const r = await acquired;
     try {
       return await fn(r);
     } finally {

@@ -31,7 +31,7 @@ import {
   type ResourceSampler,
   type ResourceSamplerOptions,
 } from './health';
-import { validateBoolean, validateFunction, validateNumber, validateObject, validateOneOf, validateString } from './validate';
+import { validateBoolean, validateFunction, validateInteger, validateNumber, validateObject, validateOneOf, validateString } from './validate';
 
 /** Why a request was shed. */
 export type ShedCause = 'level' | 'check' | 'check-timeout' | 'check-error';
@@ -305,6 +305,10 @@ export class LoadShedder {
 
   /** Whether `path` (query string allowed) is exempt. */
   isExempt(path: string): boolean {
+    return this.#isExempt(validateString(path, 'path'));
+  }
+
+  #isExempt(path: string): boolean {
     const q = path.indexOf('?');
     const p = q < 0 ? path : path.slice(0, q);
     const m = this.#matcher;
@@ -322,8 +326,9 @@ export class LoadShedder {
    * request (and the shed, by cause and level). `path` may carry a query string.
    */
   decide(path: string): ShedDecision | null {
+    validateString(path, 'path');
     this.#requests++;
-    if (this.isExempt(path)) {
+    if (this.#isExempt(path)) {
       this.#exempt++;
       return null;
     }
@@ -354,6 +359,11 @@ export class LoadShedder {
 
   /** The 503 body for a decision. */
   bodyFor(decision: ShedDecision): string {
+    validateDecision(decision);
+    return this.#bodyOf(decision);
+  }
+
+  #bodyOf(decision: ShedDecision): string {
     return typeof this.#body === 'string' ? this.#body : this.#body(decision);
   }
 
@@ -402,7 +412,7 @@ export class LoadShedder {
       ctx.set('Retry-After', this.#retryAfterText);
       ctx.set('Cache-Control', 'no-store');
       ctx.type = this.#contentType;
-      ctx.body = this.bodyFor(d);
+      ctx.body = this.#bodyOf(d);
       return undefined;
     };
   }
@@ -414,7 +424,7 @@ export class LoadShedder {
       if (r === 'pass') return true;
       if (r === 'handled') return false;
     }
-    const body = this.bodyFor(d);
+    const body = this.#bodyOf(d);
     res.statusCode = 503;
     res.setHeader('Retry-After', this.#retryAfterText);
     res.setHeader('Content-Type', this.#contentType);
@@ -426,6 +436,9 @@ export class LoadShedder {
 
   /** Asks `onShed` (if any) about a decision: 'pass', 'handled', or undefined for the default 503. Adapters use it. */
   consult(d: ShedDecision, req: IncomingMessage, res: ServerResponse): 'pass' | 'handled' | void {
+    validateDecision(d);
+    validateObject(req, 'req');
+    validateObject(res, 'res');
     return this.#onShed === null ? undefined : this.#callOnShed(d, req, res);
   }
 
@@ -553,6 +566,14 @@ function stopTimers(t: Timers): void {
 
 const shedders = new FinalizationRegistry<Timers>(stopTimers);
 
+/** A decision passed back in by the caller: a cause, a level and whole seconds. */
+function validateDecision(d: unknown): void {
+  const o = validateObject<ShedDecision>(d, 'decision');
+  validateOneOf(o.cause, 'decision.cause', SHED_CAUSES);
+  validateOneOf(o.level, 'decision.level', DEGRADATION_LEVELS);
+  validateInteger(o.retryAfter, 'decision.retryAfter');
+}
+
 function defaultBody(d: ShedDecision): string {
   const why = d.cause === 'level' ? `degradation level ${d.level}` : d.cause === 'check' ? 'health check failed' : d.cause === 'check-timeout' ? 'health check timed out' : 'health check errored';
   return `{"statusCode":503,"error":"Service Unavailable","message":"Service Unavailable: ${why}","cause":"${d.cause}","level":"${d.level}"}`;
@@ -582,6 +603,20 @@ export interface UnderPressureLimits {
  */
 export function sheddingOptionsFromUnderPressure(limits: UnderPressureLimits, heapSizeLimit?: number): LoadShedderOptions {
   validateObject(limits, 'limits');
+  // A limit of 0 is switched off, as in under-pressure; anything else must be a number >= 0.
+  const limit = (value: unknown, name: string, max = Infinity): number | null => {
+    if (value === undefined) return null;
+    const x = validateNumber(value, name, 0, max);
+    return x > 0 ? x : null;
+  };
+  const eventLoopDelay = limit(limits.maxEventLoopDelay, 'limits.maxEventLoopDelay');
+  const eventLoopUtilization = limit(limits.maxEventLoopUtilization, 'limits.maxEventLoopUtilization', 1);
+  const heapUsed = limit(limits.maxHeapUsedBytes, 'limits.maxHeapUsedBytes');
+  const rss = limit(limits.maxRssBytes, 'limits.maxRssBytes');
+  const healthCheck = limits.healthCheck === undefined ? undefined : validateFunction<HealthCheck>(limits.healthCheck, 'limits.healthCheck');
+  const healthCheckInterval = limit(limits.healthCheckInterval, 'limits.healthCheckInterval', 3_600_000);
+  const retryAfter = limits.retryAfter === undefined ? undefined : validateInteger(limits.retryAfter, 'limits.retryAfter', 0, 86_400 * 365);
+  const heapLimit = heapSizeLimit === undefined ? null : validateInteger(heapSizeLimit, 'heapSizeLimit', 1);
   const off = { reduced: null, minimal: null, emergency: null };
   const at = (x: number) => ({ reduced: null, minimal: null, emergency: x });
   const thresholds: NonNullable<DegradationOptions['thresholds']> = {
@@ -595,25 +630,16 @@ export function sheddingOptionsFromUnderPressure(limits: UnderPressureLimits, he
     containerMemory: off,
     hostCpu: off,
   };
-  if (limits.maxEventLoopDelay !== undefined && limits.maxEventLoopDelay > 0) {
-    thresholds.eventLoopLagMs = at(validateNumber(limits.maxEventLoopDelay, 'limits.maxEventLoopDelay', 0));
-  }
-  if (limits.maxEventLoopUtilization !== undefined && limits.maxEventLoopUtilization > 0) {
-    thresholds.eventLoopUtilization = at(validateNumber(limits.maxEventLoopUtilization, 'limits.maxEventLoopUtilization', 0, 1));
-  }
-  if (limits.maxHeapUsedBytes !== undefined && limits.maxHeapUsedBytes > 0) {
-    const max = validateNumber(limits.maxHeapUsedBytes, 'limits.maxHeapUsedBytes', 0);
-    const heapLimit = heapSizeLimit ?? getHeapStatistics().heap_size_limit;
-    thresholds.heap = at(max / heapLimit);
-  }
+  if (eventLoopDelay !== null) thresholds.eventLoopLagMs = at(eventLoopDelay);
+  if (eventLoopUtilization !== null) thresholds.eventLoopUtilization = at(eventLoopUtilization);
+  if (heapUsed !== null) thresholds.heap = at(heapUsed / (heapLimit ?? getHeapStatistics().heap_size_limit));
   const out: LoadShedderOptions = { shedAt: 'emergency', degradation: { thresholds, minDwellMs: 0, margin: 0 } };
-  if (limits.maxRssBytes !== undefined && limits.maxRssBytes > 0) {
-    const max = validateNumber(limits.maxRssBytes, 'limits.maxRssBytes', 0);
+  if (rss !== null) {
     thresholds.memory = at(1);
-    out.sampler = { memoryLimit: Math.floor(max) };
+    out.sampler = { memoryLimit: Math.floor(rss) };
   }
-  if (limits.healthCheck !== undefined) out.healthCheck = limits.healthCheck;
-  if (limits.healthCheckInterval !== undefined && limits.healthCheckInterval > 0) out.healthCheckIntervalMs = limits.healthCheckInterval;
-  if (limits.retryAfter !== undefined) out.retryAfter = limits.retryAfter;
+  if (healthCheck !== undefined) out.healthCheck = healthCheck;
+  if (healthCheckInterval !== null) out.healthCheckIntervalMs = healthCheckInterval;
+  if (retryAfter !== undefined) out.retryAfter = retryAfter;
   return out;
 }

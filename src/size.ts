@@ -59,7 +59,10 @@ const KUBERNETES: Readonly<Record<string, number>> = Object.freeze({
 
 /** The multiplier of a unit, or undefined when it is not one. */
 export function sizeUnit(unit: string): number | undefined {
-  return KUBERNETES[unit] ?? CASELESS[unit.toLowerCase()];
+  if (typeof unit !== 'string') throw new InvalidArgTypeError('unit', 'of type string', unit);
+  if (Object.hasOwn(KUBERNETES, unit)) return KUBERNETES[unit];
+  const lower = unit.toLowerCase();
+  return Object.hasOwn(CASELESS, lower) ? CASELESS[lower] : undefined;
 }
 
 const UNIT_HELP = 'use B; kB, MB, GB, TB, PB or k, M, G, T, P, E for powers of 1000; KiB, MiB, GiB, TiB, PiB or Ki, Mi, Gi, Ti, Pi, Ei for powers of 1024';

@@ -56,7 +56,7 @@ export class GrowthRateMeter {
 
   constructor(options: GrowthRateOptions) {
     if (typeof options !== 'object' || options === null) throw new InvalidArgTypeError('options', 'of type object', options);
-    const unit = options.unit ?? 'bytes';
+    const unit = options.unit === undefined ? 'bytes' : options.unit;
     if (unit !== 'bytes' && unit !== 'pages') throw new OutOfRangeError('options.unit', "'bytes' or 'pages'", unit);
     const clock = clockOption(options.clock, 'options.clock');
     this.#window = new SlidingWindow(amountOf(options.limit, 'options.limit'), windowOf(options.windowMs, 'options.windowMs'), clock);
@@ -104,6 +104,8 @@ export class GrowthRateMeter {
 // ---- counted handles (threads) ------------------------------------------------------------
 
 /** A count of things held at once, with a limit; over-release is refused. */
+const HELD_CODES: readonly unknown[] = ['ERR_OPEN_FILES_LIMIT', 'ERR_THREADS_LIMIT', 'ERR_CONNECTIONS_LIMIT'];
+
 export class HeldCounter {
   readonly limit: number;
   readonly #code: 'ERR_OPEN_FILES_LIMIT' | 'ERR_THREADS_LIMIT' | 'ERR_CONNECTIONS_LIMIT';
@@ -113,6 +115,9 @@ export class HeldCounter {
 
   constructor(limit: number | undefined, resource: string, code: 'ERR_OPEN_FILES_LIMIT' | 'ERR_THREADS_LIMIT' | 'ERR_CONNECTIONS_LIMIT') {
     this.limit = limitOrInfinity(limit, 'limit');
+    if (typeof resource !== 'string') throw new InvalidArgTypeError('resource', 'of type string', resource);
+    if (resource === '') throw new OutOfRangeError('resource', 'a non-empty name', resource);
+    if (!HELD_CODES.includes(code)) throw new OutOfRangeError('code', HELD_CODES.map((c) => `'${c}'`).join(', '), code);
     this.#resource = resource;
     this.#code = code;
   }
@@ -179,6 +184,13 @@ export class ThreadMeter {
 
   /** `new Worker(filename, options)`, counted until its `'exit'`. */
   startWorker(filename: string | URL, options?: WorkerOptions): Worker {
+    // Checked before the count is taken, so a refused call leaves the peak as it was.
+    if (!(filename instanceof URL) && (typeof filename !== 'string' || filename === '')) {
+      throw new InvalidArgTypeError('filename', 'a non-empty string or an instance of URL', filename);
+    }
+    if (options !== undefined && (typeof options !== 'object' || options === null)) {
+      throw new InvalidArgTypeError('options', 'of type object', options);
+    }
     this.#count.acquire(1);
     let worker: Worker;
     try {
@@ -238,7 +250,7 @@ export class NetworkMeter {
     const rps = limitOrInfinity(options.requestsPerSecond, 'options.requestsPerSecond');
     this.bytesSentLimit = limitOrInfinity(options.bytesSent, 'options.bytesSent');
     this.bytesReceivedLimit = limitOrInfinity(options.bytesReceived, 'options.bytesReceived');
-    const f = options.fetch ?? globalThis.fetch;
+    const f = options.fetch === undefined ? globalThis.fetch : options.fetch;
     if (typeof f !== 'function') throw new InvalidArgTypeError('options.fetch', 'of type function', f);
     this.#onActivity = noteActivity(options.onActivity, 'options.onActivity');
     this.#connections = new HeldCounter(options.connections, 'network connections', 'ERR_CONNECTIONS_LIMIT');
@@ -305,7 +317,12 @@ export class NetworkMeter {
    * string or bytes (its size is charged before sending). The response body
    * is read whole and returned as a new `Response`.
    */
-  async fetch(input: string | URL, init: RequestInit = {}): Promise<Response> {
+  fetch(input: string | URL, init: RequestInit = {}): Promise<Response> {
+    // The arguments are checked here, synchronously; the limits when the request starts.
+    if (typeof input !== 'string' && !(input instanceof URL) && !(typeof Request === 'function' && (input as unknown) instanceof Request)) {
+      throw new InvalidArgTypeError('input', 'a string, an instance of URL or a Request', input);
+    }
+    if (typeof init !== 'object' || init === null) throw new InvalidArgTypeError('init', 'of type object', init);
     const body = init.body;
     let size = 0;
     if (typeof body === 'string') size = Buffer.byteLength(body);
@@ -313,6 +330,10 @@ export class NetworkMeter {
     else if (body !== undefined && body !== null) {
       throw new InvalidArgTypeError('init.body', 'a string, a Uint8Array or an ArrayBuffer (so its size can be charged)', body);
     }
+    return this.#fetchSized(input, init, size);
+  }
+
+  async #fetchSized(input: string | URL, init: RequestInit, size: number): Promise<Response> {
     const done = this.open(size);
     try {
       const res = await this.#fetch(input, init);
@@ -366,7 +387,12 @@ export class IdleWatch {
   constructor(options: IdleWatchOptions) {
     if (typeof options !== 'object' || options === null) throw new InvalidArgTypeError('options', 'of type object', options);
     this.idleMs = windowOf(options.idleMs, 'options.idleMs');
+    // Node's timers take at most 2^31 - 1 ms; a longer delay would fire at once.
+    if (this.idleMs > 2 ** 31 - 1) throw new OutOfRangeError('options.idleMs', `at most ${2 ** 31 - 1} ms`, this.idleMs);
     if (typeof options.onIdle !== 'function') throw new InvalidArgTypeError('options.onIdle', 'of type function', options.onIdle);
+    if (options.timers !== undefined && (typeof options.timers !== 'object' || options.timers === null)) {
+      throw new InvalidArgTypeError('options.timers', 'an object with setTimeout and clearTimeout', options.timers);
+    }
     const timers = options.timers ?? { setTimeout: (cb: () => void, ms: number) => setTimeout(cb, ms), clearTimeout: (h: unknown) => clearTimeout(h as NodeJS.Timeout) };
     if (typeof timers.setTimeout !== 'function' || typeof timers.clearTimeout !== 'function') {
       throw new InvalidArgTypeError('options.timers', 'an object with setTimeout and clearTimeout', timers);

@@ -58,6 +58,7 @@ export const ACTIVITY_SLOT = 15;
 
 /** Validates `options.sandbox`; throws a typed error before any worker starts. */
 export function resolveSandbox(value: unknown, name = 'options.sandbox'): SandboxSettings | null {
+  if (typeof name !== 'string') throw new InvalidArgTypeError('name', 'of type string', name);
   if (value === undefined) return null;
   if (typeof value !== 'object' || value === null) throw new InvalidArgTypeError(name, 'of type object', value);
   const o = value as SandboxOptions;
@@ -166,6 +167,11 @@ export function sandboxIoOptions(s: SandboxSettings | null | undefined, view: Fl
 }
 
 /** Stamps activity at `epochMs`. */
+function finiteTime(value: unknown, name: string): void {
+  if (typeof value !== 'number') throw new InvalidArgTypeError(name, 'of type number', value);
+  if (!Number.isFinite(value)) throw new OutOfRangeError(name, 'a finite number of milliseconds', value);
+}
+
 export function markActivity(view: Float64Array, epochMs: number): void {
   view[ACTIVITY_SLOT] = epochMs;
 }
@@ -175,6 +181,15 @@ export function markActivity(view: Float64Array, epochMs: number): void {
  * still alive. Before the task's first stamp, its start counts.
  */
 export function idleBreach(s: SandboxSettings | null, view: Float64Array, startEpoch: number, epochNow: number): TimeoutError | null {
+  if (s !== null && (typeof s !== 'object' || Array.isArray(s))) throw new InvalidArgTypeError('s', 'settings from resolveSandbox() or null', s);
+  const limit = s === null ? null : s.idleTimeout;
+  if (limit !== null) {
+    if (typeof limit !== 'number') throw new InvalidArgTypeError('s.idleTimeout', 'of type number or null', limit);
+    if (!Number.isFinite(limit) || limit <= 0 || limit > 2 ** 31 - 1) throw new OutOfRangeError('s.idleTimeout', `a number of milliseconds > 0 and <= ${2 ** 31 - 1}`, limit);
+  }
+  if (!(view instanceof Float64Array)) throw new InvalidArgTypeError('view', 'an instance of Float64Array', view);
+  finiteTime(startEpoch, 'startEpoch');
+  finiteTime(epochNow, 'epochNow');
   if (s === null || s.idleTimeout === null) return null;
   const last = Math.max(view[ACTIVITY_SLOT] ?? 0, startEpoch);
   const idle = epochNow - last;

@@ -34,6 +34,13 @@ export function amountOf(value: unknown, name: string): number {
 }
 
 /** Validates a window length in ms: finite, > 0. */
+/** A time in milliseconds from the window's clock: a finite number. */
+function timeOf(value: unknown, name: string): number {
+  if (typeof value !== 'number') throw new InvalidArgTypeError(name, 'of type number', value);
+  if (!Number.isFinite(value)) throw new OutOfRangeError(name, 'a finite number of milliseconds', value);
+  return value;
+}
+
 export function windowOf(value: unknown, name: string): number {
   if (typeof value !== 'number') throw new InvalidArgTypeError(name, 'of type number', value);
   if (!Number.isFinite(value) || value <= 0) throw new OutOfRangeError(name, 'a finite number of milliseconds > 0', value);
@@ -59,13 +66,14 @@ export class SlidingWindow {
 
   /** Units counted in the window now. */
   used(now: number = this.#clock()): number {
-    this.#expire(now);
+    this.#expire(timeOf(now, 'now'));
     return this.#sum;
   }
 
   /** Takes `amount` units if the window allows it; false (nothing taken) otherwise. */
   tryTake(amount: number, now: number = this.#clock()): boolean {
-    this.#expire(now);
+    amountOf(amount, 'amount');
+    this.#expire(timeOf(now, 'now'));
     if (this.#sum + amount > this.limit) return false;
     if (amount === 0) return true;
     const last = this.#times.length - 1;

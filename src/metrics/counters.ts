@@ -16,7 +16,7 @@ import { performance } from 'node:perf_hooks';
 import { DegradationController, type DegradationLevel } from '../degradation';
 import { InvalidArgTypeError } from '../errors';
 import { readBudgets, type BudgetLike } from '../health';
-import { validateFunction, validateNumber, validateObject, validateString } from '../validate';
+import { validateFunction, validateInteger, validateNumber, validateObject, validateString } from '../validate';
 
 export interface ResourceMetricsOptions {
   /** Controller whose level changes are counted. */
@@ -117,7 +117,7 @@ export class ResourceMetrics {
 
   /** Counts one check (or `count` checks). */
   recordCheck(count = 1): void {
-    if (count !== 1) validateNumber(count, 'count', 0);
+    if (count !== 1) validateInteger(count, 'count');
     this.#checks += count;
   }
 
@@ -321,7 +321,9 @@ export function startMetricsReporter(metrics: ResourceMetrics, options: MetricsR
 
 /** One line summarising a report, for logs. */
 export function formatReport(report: MetricsReport): string {
-  const i = report.interval;
+  validateObject(report, 'report');
+  const i = validateObject<MetricsReport['interval']>(report.interval, 'report.interval');
+  validateObject(i.rates, 'report.interval.rates');
   const rate = (x: number) => (x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x.toFixed(2));
   const attempts = i.reservations + i.reservationFailures;
   const success = attempts > 0 ? (i.reservations * 100) / attempts : 100;

@@ -144,6 +144,7 @@ export function checkMetricsSources(sources: MetricsSources, name = 'options'): 
 
 /** Reads every source once and returns the catalogue with its samples. */
 export function collectMetrics(sources: MetricsSources = {}): MetricFamily[] {
+  if (typeof sources !== 'object' || sources === null || Array.isArray(sources)) throw new InvalidArgTypeError('sources', 'of type object', sources);
   const samples = new Map<string, MetricSample[]>();
   for (const s of METRIC_SPECS) samples.set(s.name, []);
   const add = (name: string, value: number, labels: Readonly<Record<string, string>> = NO_LABELS) => {
@@ -224,6 +225,7 @@ export const PROMETHEUS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8
 
 /** Formats families in the Prometheus text exposition format (families without samples are left out). */
 export function formatPrometheus(families: readonly MetricFamily[]): string {
+  if (!Array.isArray(families)) throw new InvalidArgTypeError('families', 'an array of metric families', families);
   let out = '';
   for (const fam of families) {
     if (fam.samples.length === 0) continue;
