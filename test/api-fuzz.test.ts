@@ -853,6 +853,7 @@ const OTHER_SPECS: Record<string, Spec> = {
 
 /** Exported functions and methods that take no arguments (or take anything: formatters, type guards). */
 const NO_ARGS = new Set([
+  'abandonedWorkers',
   'ensureSampler', 'stopSampler', 'samplerStarted', 'refreshSnapshot', 'readSnapshot', 'readRss', 'readPeakRss', 'readProcessCpu',
   'readSystemCpu', 'cpuCount', 'readSystemMemory', 'readCgroup', 'readHeap', 'defaultMemoryLimit', 'checkpointsEnabled', 'activeRuns',
   'taskWorkerPath', 'isDegradationLevel', 'describe', 'formatBytes', 'formatBytePair', 'reportOf',

@@ -101,6 +101,7 @@ struct CgroupPaths {
 
 struct State {
   KeptFile statm{"/proc/self/statm"};
+  KeptFile status{"/proc/self/status"};
   KeptFile stat{"/proc/stat"};
   KeptFile psi_memory{"/proc/pressure/memory"};
   KeptFile psi_cpu{"/proc/pressure/cpu"};
@@ -118,6 +119,7 @@ std::once_flag g_init_once;
 void reset_after_fork() {
   if (g_state == nullptr) return;
   g_state->statm.reset();
+  g_state->status.reset();
   g_state->stat.reset();
   g_state->psi_memory.reset();
   g_state->psi_cpu.reset();
@@ -275,10 +277,20 @@ int read_rss(uint64_t* out) {
 }
 
 int read_peak_rss(uint64_t* out) {
-  // getrusage reports the high-water mark in KiB on Linux.
-  struct rusage ru;
-  if (getrusage(RUSAGE_SELF, &ru) != 0) return errno;
-  *out = static_cast<uint64_t>(ru.ru_maxrss) * 1024;
+  // VmHWM of /proc/self/status: the high-water mark of this process's own
+  // memory. getrusage's ru_maxrss is not used here: it keeps the high-water
+  // mark of the image before execve, so a process forked from a large one
+  // would report the parent's peak as its own.
+  State& s = state();
+  char buf[4096];
+  ssize_t n = s.status.read(buf, sizeof buf);
+  if (n < 0) return static_cast<int>(-n);
+  const char* p = std::strstr(buf, "\nVmHWM:");
+  if (p == nullptr) return ENOENT;  // kernel threads have no memory figures
+  p += 7;
+  uint64_t kib = 0;
+  if (!parse_u64(p, &kib)) return EIO;
+  *out = kib * 1024;
   return 0;
 }
 
