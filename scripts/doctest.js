@@ -28,7 +28,7 @@ const TIMEOUT_MS = 30_000;
 const RUN_LANGS = new Set(['js', 'mjs', 'cjs', 'javascript']);
 const TYPE_LANGS = new Set(['ts', 'typescript']);
 // Packages a block may import besides resource-guard (devDependencies here).
-const PEERS = ['prom-client', '@opentelemetry/api', '@opentelemetry/sdk-metrics', 'fastify'];
+const PEERS = ['prom-client', '@opentelemetry/api', '@opentelemetry/sdk-metrics', 'fastify', '@fastify/under-pressure', 'express', 'koa'];
 
 function docFiles() {
   const files = [path.join(ROOT, 'README.md')];
@@ -69,6 +69,7 @@ function isEsm(block) {
 function linkModules(dir) {
   const nm = path.join(dir, 'node_modules');
   fs.mkdirSync(path.join(nm, '@opentelemetry'), { recursive: true });
+  fs.mkdirSync(path.join(nm, '@fastify'), { recursive: true });
   fs.symlinkSync(ROOT, path.join(nm, 'resource-guard'), 'junction');
   for (const peer of PEERS) {
     const from = path.join(ROOT, 'node_modules', peer);

@@ -38,12 +38,20 @@ function declaredValues(file: string, seen = new Set<string>()): Set<string> {
   return names;
 }
 
-test('package.json names the subpath entries, each with types, import and require', () => {
+test('package.json names the subpath entries, each with import and require conditions and types for each', () => {
   expect(subpaths.length).toBeGreaterThanOrEqual(5);
   for (const sub of subpaths) {
     const e = pkg.exports[sub];
-    expect(Object.keys(e)).toEqual(['types', 'import', 'require']);
-    for (const target of Object.values(e) as string[]) expect(fs.existsSync(path.join(root, target))).toBe(true);
+    expect(Object.keys(e)).toEqual(['import', 'require']);
+    // ES types (.d.mts) for import and CommonJS types (.d.ts) for require,
+    // so that neither resolution sees the other module kind's types.
+    expect(e.import.types).toMatch(/\.d\.mts$/);
+    expect(e.import.default).toMatch(/\.mjs$/);
+    expect(e.require.types).toMatch(/\.d\.ts$/);
+    expect(e.require.default).toMatch(/\.js$/);
+    for (const cond of [e.import, e.require]) {
+      for (const target of Object.values(cond) as string[]) expect(fs.existsSync(path.join(root, target))).toBe(true);
+    }
   }
 });
 
@@ -68,7 +76,7 @@ test.each(subpaths.map((s) => s.slice(1)))('resource-guard%s resolves for requir
   expect(out.notInRoot).toEqual([]);
   expect(out.different).toEqual([]);
   expect(out.sameDefault).toBe(true);
-  const declared = [...declaredValues(path.join(root, pkg.exports[`.${sub}`].types))].sort();
+  const declared = [...declaredValues(path.join(root, pkg.exports[`.${sub}`].require.types))].sort();
   expect(out.cjsKeys).toEqual(declared);
 });
 
