@@ -938,8 +938,6 @@ const KNOWN_DEFECTS: Record<string, string> = {
   // asserts the rejection (`.rejects.toMatchObject({ code: 'ERR_OUT_OF_RANGE' })`), so moving the checks ahead of
   // the promise changes a tested contract and is left to the owner of that file.
   ...Object.fromEntries(cases('runWasmWithLimits', WASM_SPEC).map((c) => [c.label, 'validation errors reject instead of throwing'])),
-  // src/guards/resource.ts: withMemoryLimit(undefined, soft) is accepted although the hard limit is required
-  'ResourceGuard#withMemoryLimit arg 0 = undefined': 'missing hard limit accepted',
 };
 
 describe('public API fuzz: coverage', () => {

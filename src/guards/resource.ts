@@ -342,6 +342,10 @@ export class ResourceGuard extends EventEmitter<ResourceGuardEvents> {
    */
   withMemoryLimit(hardLimit: number | string, softLimit?: number | string): this {
     this.#assertOpen();
+    // The hard limit is required here: a missing one is refused, not taken
+    // as "keep the current limit".
+    parseSize(hardLimit, 'hardLimit');
+    if (softLimit !== undefined) parseSize(softLimit, 'softLimit');
     const limits: { hardLimit: number | string; softLimit?: number | string } = { hardLimit };
     if (softLimit !== undefined) limits.softLimit = softLimit;
     refuseZeroLimits(limits, 'hardLimit');
