@@ -208,20 +208,12 @@ async function main() {
   }
   // Every thread is loaded: this is the process's starting RSS.
   await Promise.race([Promise.all(ready), Promise.all(workers)]);
-  const startRss = rg.readRss();
-  say(`resource-guard demo: ${opts.records.toLocaleString('en-US')} records, ${opts.workers} worker thread(s)`);
-  say(`  memory limit ${MB(opts.memoryLimit)}, disk floor ${MB(opts.minFree)}, starting RSS ${MB(startRss)}`);
-  say(`  output in ${outDir}${keep ? '' : ' (removed at exit)'}`);
-  t0 = performance.now();
-  Atomics.store(ctl, 2, 1);
-  Atomics.notify(ctl, 2);
-
-  let peakRss = startRss;
-  let lastStatus = 0;
   let stopReason = null;
   let interrupted = false;
-  // Ctrl-C: every thread finishes its batch and stops, then the output is
-  // removed (unless --out) and the demo exits 130. A second Ctrl-C exits at once.
+  // Ctrl-C, handled from before the first line is printed (an interrupt
+  // right after the demo speaks must not find the default action): every
+  // thread finishes its batch and stops, then the output is removed (unless
+  // --out) and the demo exits 130. A second Ctrl-C exits at once.
   const onSigint = () => {
     if (interrupted) {
       removeOutput();
@@ -234,6 +226,16 @@ async function main() {
   };
   process.on('SIGINT', onSigint);
   process.on('SIGTERM', onSigint);
+  const startRss = rg.readRss();
+  say(`resource-guard demo: ${opts.records.toLocaleString('en-US')} records, ${opts.workers} worker thread(s)`);
+  say(`  memory limit ${MB(opts.memoryLimit)}, disk floor ${MB(opts.minFree)}, starting RSS ${MB(startRss)}`);
+  say(`  output in ${outDir}${keep ? '' : ' (removed at exit)'}`);
+  t0 = performance.now();
+  Atomics.store(ctl, 2, 1);
+  Atomics.notify(ctl, 2);
+
+  let peakRss = startRss;
+  let lastStatus = 0;
   const written = () => {
     let n = 0;
     for (let id = 0; id < opts.workers; id++) n += prog[id * 4];
