@@ -10,7 +10,7 @@ import * as vm from 'node:vm';
 import { afterAll, describe, expect, test } from 'vitest';
 import { Budget } from '../src/budget';
 import { readRss } from '../src/sampler';
-import { activeRuns, reportOf, runWithLimits, type ExitReason, type Limits, type RunOptions } from '../src/limits/index';
+import { abandonedWorkers, activeRuns, reportOf, runWithLimits, type ExitReason, type Limits, type RunOptions } from '../src/limits/index';
 
 const MiB = 1024 * 1024;
 const fixture = path.join(__dirname, 'fixtures', 'limits-tasks.cjs');
@@ -114,8 +114,13 @@ describe('200 limited runs that each breach a limit', () => {
     expect(budget.stats().openHandles).toBe(1);
     budget.close();
 
-    // Resident memory: back near the start (allocator caches may keep a little).
+    // Resident memory: back near the start (allocator caches may keep a
+    // little), unless a worker had to be abandoned: on the Node lines where a
+    // worker stuck at its heap limit ignores terminate(), nothing in the
+    // process can take its memory back (docs/platforms.md). Such workers are
+    // counted, and a run that abandons none must give everything back.
     const rss1 = await settle();
-    expect(rss1 - rss0).toBeLessThan(32 * MiB);
+    if (abandonedWorkers() === 0) expect(rss1 - rss0).toBeLessThan(32 * MiB);
+    else expect(abandonedWorkers()).toBeLessThanOrEqual(seen.heap ?? 0);
   }, 180_000);
 });
