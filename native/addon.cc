@@ -179,7 +179,7 @@ class Addon : public Napi::Addon<Addon> {
       const char* path = nullptr;
       if (!ArgPath(info, 2, &heap, buf, &path)) return Napi::Number::New(info.Env(), ENOENT);
       int check = rg::disk_check(path, disks_[static_cast<size_t>(h)].id);
-      if (check == ESTALE) return Napi::Number::New(info.Env(), -1);
+      if (check == rg::kDiskReplaced) return Napi::Number::New(info.Env(), -1);
       if (check != 0 && check != ENOSYS) return Napi::Number::New(info.Env(), check);
     }
     rg::DiskInfo d;

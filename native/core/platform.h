@@ -4,6 +4,7 @@
 // code (0 = success, ENOSYS = not available on this platform).
 #pragma once
 
+#include <cerrno>
 #include <cstdint>
 
 namespace rg {
@@ -88,10 +89,17 @@ struct DiskId {
 };
 // The identity of the directory kept open as `handle` (one fstat, at open).
 int disk_identity(intptr_t handle, DiskId* out);
+// What disk_check returns when the path names another directory now: ESTALE
+// where the C library defines it (the Windows runtime does not).
+#ifdef ESTALE
+constexpr int kDiskReplaced = ESTALE;
+#else
+constexpr int kDiskReplaced = 116;
+#endif
 // Whether `path_utf8` still names the directory `id` (one stat): 0 when it
-// does; ESTALE when another directory, a mount, or nothing usable sits there
+// does; kDiskReplaced when another directory, a mount, or nothing usable sits there
 // now (device or inode differ); else the errno of looking the path up
-// (ENOENT, ENOTDIR, EACCES, ...). Callers reopen on ESTALE and report
+// (ENOENT, ENOTDIR, EACCES, ...). Callers reopen on kDiskReplaced and report
 // "unknown" on anything else. While the caller holds the directory open its
 // inode cannot be reused, so a match also means it has not been unlinked.
 int disk_check(const char* path_utf8, const DiskId& id);

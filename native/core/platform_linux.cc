@@ -490,7 +490,7 @@ int disk_check(const char* path_utf8, const DiskId& id) {
   struct stat now;
   if (::stat(path_utf8, &now) != 0) return errno;
   if (!S_ISDIR(now.st_mode)) return ENOTDIR;
-  if (static_cast<uint64_t>(now.st_dev) != id.dev || static_cast<uint64_t>(now.st_ino) != id.ino) return ESTALE;
+  if (static_cast<uint64_t>(now.st_dev) != id.dev || static_cast<uint64_t>(now.st_ino) != id.ino) return kDiskReplaced;
   return 0;
 }
 
