@@ -201,6 +201,13 @@ export interface DegradationOptions {
   margin?: number | DegradationMargins;
   /** Minimum time a level is held before a recovery step, ms. Escalation never waits. @default 1000 */
   minDwellMs?: number;
+  /**
+   * Recover one level per step (each step after its own dwell). With `false`
+   * a recovery goes straight to the level the readings still hold (below
+   * every margin, after the dwell): emergency to normal in one change.
+   * @default true
+   */
+  stepwiseRecovery?: boolean;
   /** Built-in actions per level, merged over the defaults (factor 1 / 0.5 / 0.25 / 0, flush at minimal and emergency, terminate at emergency). */
   actions?: Partial<Record<DegradationLevel, LevelActions>>;
   /**
@@ -374,6 +381,7 @@ export class DegradationController extends EventEmitter<DegradationEvents> {
   #changes = 0;
   #escalations = 0;
   #recoveries = 0;
+  readonly #stepwise: boolean;
   #emitting = false;
   readonly #queue: DegradationChange[] = [];
 
@@ -387,6 +395,7 @@ export class DegradationController extends EventEmitter<DegradationEvents> {
     const base = DEGRADATION_PRESETS[presetName];
     this.#clock = options.clock === undefined ? defaultClock : validateFunction<() => number>(options.clock, 'options.clock');
     this.#dwell = options.minDwellMs === undefined ? base.minDwellMs : validateNumber(options.minDwellMs, 'options.minDwellMs', 0);
+    this.#stepwise = options.stepwiseRecovery === undefined ? true : validateBoolean(options.stepwiseRecovery, 'options.stepwiseRecovery');
     this.#thresholds = resolveThresholds(base.thresholds, options.thresholds);
     this.#margins = resolveMargins(base.margin, options.margin);
     checkMarginsFit(this.#thresholds, this.#margins);
@@ -410,6 +419,11 @@ export class DegradationController extends EventEmitter<DegradationEvents> {
   /** Whether the level is above normal. */
   get degraded(): boolean {
     return this.#level > 0;
+  }
+
+  /** Whether a recovery moves one level per step (the default) or straight to the level the readings hold. */
+  get stepwiseRecovery(): boolean {
+    return this.#stepwise;
   }
 
   /** Whether {@link force} pinned the level (until {@link release} or {@link reset}). */
@@ -606,7 +620,7 @@ export class DegradationController extends EventEmitter<DegradationEvents> {
     const now = this.#now();
     if (now - this.#since < this.#dwell) return SAME[cur]!;
     const left = this.#driver;
-    const next = cur - 1;
+    const next = this.#stepwise ? cur - 1 : held;
     // The input named is the one that held the level being left; afterwards
     // the input still inside the band of the new level (if any) holds it.
     if (held === next) this.#driver = holder;

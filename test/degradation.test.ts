@@ -203,6 +203,65 @@ describe('recovery', () => {
     expect(c.update({ memory: 0 }).level).toBe('normal');
   });
 
+  describe('stepwiseRecovery: false recovers straight to the level the readings hold', () => {
+    test('from emergency to normal in one change, after the dwell and below the margin', () => {
+      const { c, clock, events } = make({ stepwiseRecovery: false });
+      expect(c.update({ memory: 0.99 }).level).toBe('emergency');
+      clock.now = 999;
+      expect(c.update({ memory: 0 })).toEqual({ level: 'emergency', changed: false }); // dwell not over
+      clock.now = 1000;
+      expect(c.update({ memory: 0 })).toEqual({ level: 'normal', changed: true });
+      expect(events.map((e) => [e.from, e.to, e.direction, e.input])).toEqual([
+        ['normal', 'emergency', 'escalate', 'memory'],
+        ['emergency', 'normal', 'recover', 'memory'],
+      ]);
+      expect(events[1]!.threshold).toBe(0.9); // emergency 0.95 - margin 0.05
+      expect(c.stats()).toMatchObject({ escalations: 1, recoveries: 1 });
+    });
+
+    test('to the level a reading still holds: the margin decides, exactly at it holds the higher level', () => {
+      const { c, clock } = make({ stepwiseRecovery: false, minDwellMs: 0 });
+      c.update({ memory: 0.99 });
+      // 0.80 is at minimal's exit threshold (0.85 - 0.05): minimal holds.
+      expect(c.update({ memory: 0.8 })).toEqual({ level: 'minimal', changed: true });
+      clock.now = 5;
+      expect(c.update({ memory: 0.99 }).level).toBe('emergency');
+      // 0.65 is at reduced's exit threshold: straight from emergency to reduced.
+      expect(c.update({ memory: 0.65 })).toEqual({ level: 'reduced', changed: true });
+      expect(c.update({ memory: 0.6499999 })).toEqual({ level: 'normal', changed: true });
+    });
+
+    test('the input that still holds a level drives the next change', () => {
+      const { c, events } = make({ stepwiseRecovery: false, minDwellMs: 0 });
+      c.update({ memory: 0.99, cpu: 0.96 }); // emergency (memory), cpu alone would be minimal
+      c.update({ memory: 0, cpu: 0.96 }); // straight to minimal, held by cpu
+      expect(c.level).toBe('minimal');
+      c.update({ memory: 0, cpu: 0 });
+      expect(c.level).toBe('normal');
+      expect(events.map((e) => [e.to, e.input])).toEqual([
+        ['emergency', 'memory'],
+        ['minimal', 'memory'],
+        ['normal', 'cpu'],
+      ]);
+    });
+
+    test('the default is stepwise, and the option is reported', () => {
+      expect(make().c.stepwiseRecovery).toBe(true);
+      expect(make({ stepwiseRecovery: false }).c.stepwiseRecovery).toBe(false);
+      const { c } = make({ stepwiseRecovery: true, minDwellMs: 0 });
+      c.update({ memory: 0.99 });
+      expect(c.update({ memory: 0 }).level).toBe('minimal');
+    });
+
+    test('a value that is not a boolean is refused with a typed error', () => {
+      for (const bad of [0, 1, 'false', null, {}]) {
+        expect(() => new DegradationController({ stepwiseRecovery: bad as never })).toThrow(
+          expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }),
+        );
+      }
+    });
+  });
+
   describe('margin: a step down needs the reading below threshold - margin (at it is not enough)', () => {
     // [input, escalating reading, level reached, reading that stays, reading that recovers]
     const cases: Array<[keyof DegradationStatus, number, DegradationLevel, number, number]> = [
