@@ -220,3 +220,81 @@ describe('CpuMonitor: default sources', () => {
     expect(s.throttling).toBe(true);
   });
 });
+
+describe('CpuMonitor: pacing, the average over the last samples, and the peak', () => {
+  it('minSampleIntervalMs: a call within the interval returns the cached sample and is not counted; at the interval it samples', () => {
+    const f = fake(0.2);
+    const clock = { now: 1000 };
+    const monitor = new CpuMonitor({ basis: 'system', source: f.source, clock: () => clock.now, minSampleIntervalMs: 100 });
+    const first = monitor.sample();
+    f.state.system = 0.9;
+    clock.now = 1099;
+    expect(monitor.sample()).toBe(first);
+    expect(monitor.stats()).toMatchObject({ samples: 1, pacedCalls: 1 });
+    clock.now = 1100;
+    const second = monitor.sample();
+    expect(second.load).toBe(0.9);
+    expect(monitor.stats()).toMatchObject({ samples: 2, pacedCalls: 1 });
+  });
+
+  it('without minSampleIntervalMs every call samples (the default)', () => {
+    const f = fake(0.2);
+    const monitor = new CpuMonitor({ basis: 'system', source: f.source, clock: () => 5 });
+    monitor.sample();
+    f.state.system = 0.4;
+    expect(monitor.sample().load).toBe(0.4);
+    expect(monitor.stats()).toMatchObject({ samples: 2, pacedCalls: 0 });
+  });
+
+  it('averageLoad is the mean of the last averageWindow known loads (default 10); unknown loads are left out', () => {
+    const f = fake(0);
+    const monitor = new CpuMonitor({ basis: 'system', source: f.source, averageWindow: 3 });
+    const loads = [0.1, 0.2, 0.3, 0.6];
+    const averages: number[] = [];
+    for (const x of loads) {
+      f.state.system = x;
+      averages.push(monitor.sample().averageLoad);
+    }
+    expect(averages[0]).toBeCloseTo(0.1, 12);
+    expect(averages[1]).toBeCloseTo(0.15, 12);
+    expect(averages[2]).toBeCloseTo(0.2, 12);
+    expect(averages[3]).toBeCloseTo((0.2 + 0.3 + 0.6) / 3, 12); // 0.1 has left the window
+    f.state.system = NaN;
+    const unknown = monitor.sample();
+    expect(unknown.load).toBeNaN();
+    expect(unknown.averageLoad).toBeCloseTo((0.2 + 0.3 + 0.6) / 3, 12);
+    expect(monitor.stats().averageLoad).toBeCloseTo((0.2 + 0.3 + 0.6) / 3, 12);
+    expect(monitor.stats().peakLoad).toBe(0.6);
+    const d = new CpuMonitor({ basis: 'system', source: f.source });
+    expect(d.averageWindow).toBe(10);
+    expect(monitor.averageWindow).toBe(3);
+  });
+
+  it('before any known load the average is unknown (NaN), never 0; reset() clears it', () => {
+    const f = fake(NaN);
+    const monitor = new CpuMonitor({ basis: 'system', source: f.source });
+    expect(monitor.sample().averageLoad).toBeNaN();
+    expect(monitor.stats().averageLoad).toBeNaN();
+    f.state.system = 0.5;
+    expect(monitor.sample().averageLoad).toBe(0.5);
+    monitor.reset();
+    expect(monitor.stats()).toMatchObject({ samples: 0, pacedCalls: 0, peakLoad: 0 });
+    expect(monitor.stats().averageLoad).toBeNaN();
+  });
+
+  it('bad pacing and window options are refused with typed errors before anything starts', () => {
+    for (const [options, code] of [
+      [{ minSampleIntervalMs: -1 }, 'ERR_OUT_OF_RANGE'],
+      [{ minSampleIntervalMs: Number.NaN }, 'ERR_OUT_OF_RANGE'],
+      [{ minSampleIntervalMs: '5' }, 'ERR_INVALID_ARG_TYPE'],
+      [{ averageWindow: 0 }, 'ERR_OUT_OF_RANGE'],
+      [{ averageWindow: 2.5 }, 'ERR_OUT_OF_RANGE'],
+      [{ averageWindow: 10_001 }, 'ERR_OUT_OF_RANGE'],
+      [{ averageWindow: '3' }, 'ERR_INVALID_ARG_TYPE'],
+    ] as const) {
+      expect(() => new CpuMonitor({ basis: 'system', source: fake().source, ...(options as object) })).toThrow(
+        expect.objectContaining({ code }),
+      );
+    }
+  });
+});

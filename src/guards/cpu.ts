@@ -19,7 +19,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { CpuOverloadError, OutOfRangeError } from '../errors';
 import { sharedCpuTracker, type CpuUsageTracker } from '../cpu-usage';
 import { SnapshotField, acquireSampler, cpuCount, readCgroup, refreshSnapshot, sharedMemory, snapshotView } from '../sampler';
-import { validateBoolean, validateFraction, validateNumber, validateOneOf } from '../validate';
+import { validateBoolean, validateFraction, validateInteger, validateNumber, validateOneOf } from '../validate';
 import { type Clock, monotonicClock, optionalClock, optionsObject, sane, validateSource } from './internal';
 
 const VIEW = snapshotView;
@@ -93,6 +93,15 @@ export interface CpuMonitorOptions {
    * @default true
    */
   eventLoop?: boolean;
+  /**
+   * Pacing: a `sample()` (or `assert()`, `throttle()`) within this many ms of
+   * the last sample returns that sample again, and is not counted as a
+   * sample (`stats().pacedCalls` counts it). 0 samples on every call.
+   * @default 0
+   */
+  minSampleIntervalMs?: number;
+  /** Number of recent known loads `averageLoad` is the mean of (1–10,000). @default 10 */
+  averageWindow?: number;
   /** Where to read CPU figures. @default the native sampler */
   source?: CpuSource;
   /** Monotonic milliseconds. @default the sampler's clock */
@@ -124,6 +133,8 @@ export interface CpuSample {
   eventLoopLagMaxMs: number | null;
   /** Fraction of the window the event loop was busy, or null. */
   eventLoopUtilization: number | null;
+  /** Mean of the last `averageWindow` known loads, this one included; NaN before any load was known. */
+  averageLoad: number;
   /** `load >= highThreshold`. */
   high: boolean;
   /** `load >= criticalThreshold`. */
@@ -148,6 +159,10 @@ export interface CpuMonitorStats {
   throttledMs: number;
   /** Highest load sampled. */
   peakLoad: number;
+  /** Mean of the last `averageWindow` known loads; NaN before any load was known. */
+  averageLoad: number;
+  /** Calls answered with the previous sample because of `minSampleIntervalMs` (not in `samples`). */
+  pacedCalls: number;
 }
 
 /** Events of {@link CpuMonitor}. */
@@ -207,6 +222,14 @@ export class CpuMonitor extends EventEmitter<CpuMonitorEvents> {
   #waits = 0;
   #throttledMs = 0;
   #peak = 0;
+  #paced = 0;
+  readonly #pace: number;
+  /** The last known loads, a ring of `averageWindow` entries. */
+  readonly #window: Float64Array;
+  #windowNext = 0;
+  #windowCount = 0;
+  #windowSum = 0;
+  #last: CpuSample | null = null;
 
   constructor(options?: CpuMonitorOptions) {
     super();
@@ -230,7 +253,12 @@ export class CpuMonitor extends EventEmitter<CpuMonitorEvents> {
       }
     }
     const clock = optionalClock(o.clock, 'options.clock');
+    const pace =
+      o.minSampleIntervalMs === undefined ? 0 : validateNumber(o.minSampleIntervalMs, 'options.minSampleIntervalMs', 0, 3_600_000);
+    const windowSize = o.averageWindow === undefined ? 10 : validateInteger(o.averageWindow, 'options.averageWindow', 1, 10_000);
 
+    this.#pace = pace;
+    this.#window = new Float64Array(windowSize);
     this.#high = high;
     this.#critical = critical;
     this.#autoThrottle = autoThrottle;
@@ -268,6 +296,11 @@ export class CpuMonitor extends EventEmitter<CpuMonitorEvents> {
     return { high: this.#high, critical: this.#critical, autoThrottle: this.#autoThrottle, throttleDelayMs: this.#delay };
   }
 
+  /** Number of recent known loads `averageLoad` is the mean of. */
+  get averageWindow(): number {
+    return this.#window.length;
+  }
+
   /** Whether throttling is on (as of the last sample). */
   get throttling(): boolean {
     return this.#throttling;
@@ -276,6 +309,11 @@ export class CpuMonitor extends EventEmitter<CpuMonitorEvents> {
   /** Reads the figures, updates the throttle state and events, and returns them. */
   sample(): CpuSample {
     const now = this.#clock();
+    const last = this.#last;
+    if (last !== null && this.#pace > 0 && now - last.timestamp < this.#pace) {
+      this.#paced++;
+      return last;
+    }
     let system: number;
     let cores: number;
     let count: number;
@@ -390,6 +428,8 @@ export class CpuMonitor extends EventEmitter<CpuMonitorEvents> {
       throttleWaits: this.#waits,
       throttledMs: this.#throttledMs,
       peakLoad: this.#peak,
+      averageLoad: this.#average(),
+      pacedCalls: this.#paced,
     };
   }
 
@@ -402,6 +442,11 @@ export class CpuMonitor extends EventEmitter<CpuMonitorEvents> {
     this.#waits = 0;
     this.#throttledMs = 0;
     this.#peak = 0;
+    this.#paced = 0;
+    this.#windowNext = 0;
+    this.#windowCount = 0;
+    this.#windowSum = 0;
+    this.#last = null;
     this.#throttling = false;
     this.#inHigh = false;
     this.#inCritical = false;
@@ -430,6 +475,11 @@ export class CpuMonitor extends EventEmitter<CpuMonitorEvents> {
   }
 
   // ---- internals ------------------------------------------------------------------
+
+  #average(): number {
+    const n = this.#windowCount;
+    return n === 0 ? NaN : Math.min(1, Math.max(0, this.#windowSum / n));
+  }
 
   #shouldWait(): boolean {
     this.sample();
@@ -468,6 +518,21 @@ export class CpuMonitor extends EventEmitter<CpuMonitorEvents> {
   ): CpuSample {
     this.#samples++;
     if (load > this.#peak) this.#peak = load;
+    if (load >= 0) {
+      // Unknown loads (NaN) stay out of the average.
+      const w = this.#window;
+      if (this.#windowCount === w.length) this.#windowSum -= w[this.#windowNext]!;
+      else this.#windowCount++;
+      w[this.#windowNext] = load;
+      this.#windowSum += load;
+      this.#windowNext = (this.#windowNext + 1) % w.length;
+      if (this.#windowNext === 0) {
+        // Once per turn of the ring the running sum is summed afresh, so rounding cannot drift.
+        let sum = 0;
+        for (let i = 0; i < w.length; i++) sum += w[i]!;
+        this.#windowSum = sum;
+      }
+    }
     let fireHigh = false;
     let fireCritical = false;
     let fireThrottle = false;
@@ -504,11 +569,13 @@ export class CpuMonitor extends EventEmitter<CpuMonitorEvents> {
       eventLoopLagMs: this.#lag,
       eventLoopLagMaxMs: this.#lagMax,
       eventLoopUtilization: this.#utilization,
+      averageLoad: this.#average(),
       high: load >= this.#high,
       critical: load >= this.#critical,
       throttling: this.#throttling,
       timestamp: now,
     };
+    this.#last = s;
     if (fireHigh) this.emit('high', s);
     if (fireCritical) this.emit('critical', s);
     if (fireThrottle) this.emit('throttle', s);
