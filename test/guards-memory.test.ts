@@ -225,7 +225,7 @@ describe('MemoryGuard: events fire on crossing, statistics, reset', () => {
     guard.check();
     expect(events).toHaveLength(2); // soft + hard
     guard.reset();
-    expect(guard.stats()).toEqual({ peak: 0, peakHeap: 0, checks: 0, softWarnings: 0, hardBreaches: 0, growthWarnings: 0 });
+    expect(guard.stats()).toEqual({ peak: 0, peakHeap: 0, checks: 0, operations: 0, softWarnings: 0, hardBreaches: 0, growthWarnings: 0 });
     guard.check();
     expect(events).toHaveLength(4);
     expect(guard.stats()).toMatchObject({ peak: 2000, checks: 1, softWarnings: 1, hardBreaches: 1 });

@@ -21,7 +21,7 @@ import * as nodePath from 'node:path';
 import { binding } from '../binding';
 import { DiskSpaceError, InvalidArgValueError } from '../errors';
 import { readDisk } from '../sampler';
-import { parseSize, validateInteger, validateNumber, validateString } from '../validate';
+import { parseSize, validateNumber, validateString } from '../validate';
 import { DiskSpaceUnknownError } from './errors';
 import { estimateOutputSize, type OutputSizeOptions } from './estimate';
 import {
@@ -29,6 +29,7 @@ import {
   GuardClosedError,
   MiB,
   monotonicClock,
+  operationInterval,
   optionalClock,
   optionalSize,
   optionsObject,
@@ -81,6 +82,12 @@ export interface DiskSpaceGuardOptions {
    * @default 100
    */
   checkInterval?: number;
+  /**
+   * Check five times as often: the operation interval becomes
+   * `ceil(checkInterval / 5)` (at least 1).
+   * @default false
+   */
+  aggressive?: boolean;
   /** Where to read free space. @default the native reader (`readDisk`) */
   source?: DiskSource;
   /**
@@ -271,7 +278,7 @@ export class DiskSpaceGuard extends EventEmitter<DiskSpaceGuardEvents> {
     const minFree = optionalSize(o.minFree, 'options.minFree') ?? 100 * MiB;
     const softFree = optionalSize(o.softFree, 'options.softFree') ?? Math.min(minFree * 5, Number.MAX_SAFE_INTEGER);
     const reserve = optionalSize(o.reserve, 'options.reserve') ?? 0;
-    const interval = o.checkInterval === undefined ? 100 : validateInteger(o.checkInterval, 'options.checkInterval', 1, 2 ** 31);
+    const interval = operationInterval(o.checkInterval, o.aggressive, 'options');
     const source = o.source === undefined ? null : validateSource<DiskSource>(o.source, 'options.source', ['read']);
     const refreshMs = o.refreshMs === undefined ? 1000 : validateNumber(o.refreshMs, 'options.refreshMs', 0, 2 ** 31 - 1);
     const clock = optionalClock(o.clock, 'options.clock');
@@ -286,6 +293,8 @@ export class DiskSpaceGuard extends EventEmitter<DiskSpaceGuardEvents> {
     this.#source = source;
     this.#refreshMs = refreshMs;
     this.#clock = clock ?? monotonicClock;
+    // The interval kept is the effective one, so a copy made from this spec
+    // does not divide it again.
     const spec: DiskSpaceGuardOptions = { path: this.path, minFree, reserve, checkInterval: interval, refreshMs };
     if (o.softFree !== undefined) spec.softFree = softFree;
     if (source !== null) spec.source = source;

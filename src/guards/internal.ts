@@ -7,7 +7,7 @@
 import { binding } from '../binding';
 import { InvalidArgTypeError, InvalidArgValueError, OutOfRangeError, ResourceError } from '../errors';
 import { parseSize } from '../size';
-import { validateFunction, validateObject } from '../validate';
+import { validateBoolean, validateFunction, validateInteger, validateObject } from '../validate';
 
 /** 2^20: the "MB" of MemoryBudget messages, checkpoints and `*_MB` variables. */
 export const MiB = 1024 * 1024;
@@ -133,4 +133,15 @@ export function envBoolean(env: Record<string, string | undefined>, key: string)
   if (v === '1' || v === 'true' || v === 'yes' || v === 'on') return true;
   if (v === '0' || v === 'false' || v === 'no' || v === 'off') return false;
   throw new InvalidArgValueError(key, raw, 'must be one of 1, 0, true, false, yes, no, on, off');
+}
+
+/**
+ * The operation interval of a guard's "check every N operations" mode:
+ * `checkInterval` (default 100, an integer from 1 to 2^31), divided by five
+ * and rounded up when `aggressive` is true. Both options are validated.
+ */
+export function operationInterval(checkInterval: unknown, aggressive: unknown, prefix: string): number {
+  const interval = checkInterval === undefined ? 100 : validateInteger(checkInterval, `${prefix}.checkInterval`, 1, 2 ** 31);
+  const fast = aggressive === undefined ? false : validateBoolean(aggressive, `${prefix}.aggressive`);
+  return fast ? Math.max(1, Math.ceil(interval / 5)) : interval;
 }

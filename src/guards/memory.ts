@@ -34,6 +34,7 @@ import {
   monotonicClock,
   optionalClock,
   optionalSize,
+  operationInterval,
   optionsObject,
   requireOrder,
   sane,
@@ -122,6 +123,20 @@ export interface MemoryGuardOptions {
    * @default 1024
    */
   heapCheckEvery?: number;
+  /**
+   * {@link MemoryGuard.recordOperation} reads memory (and asserts) on every
+   * this many calls: the seed's "check every N operations" mode, beside the
+   * hot check. An integer from 1 to 2^31; 0 or less, which would never
+   * check, is refused.
+   * @default 100
+   */
+  checkInterval?: number;
+  /**
+   * Check five times as often: the operation interval becomes
+   * `ceil(checkInterval / 5)` (at least 1).
+   * @default false
+   */
+  aggressive?: boolean;
   /** Where to read memory. @default the native sampler and `v8.getHeapStatistics()` */
   source?: MemorySource;
   /** Monotonic milliseconds. @default the sampler's clock (CLOCK_MONOTONIC) */
@@ -177,8 +192,10 @@ export interface MemoryGuardStats {
   peak: number;
   /** Highest heap use seen, bytes (0 when the heap is not watched). */
   peakHeap: number;
-  /** Calls of check() and assert(). */
+  /** Calls of check() and assert() (including those recordOperation() made). */
   checks: number;
+  /** Calls of recordOperation(). */
+  operations: number;
   /** Times a soft limit was crossed upwards. */
   softWarnings: number;
   /** Times a hard limit was crossed upwards. */
@@ -196,6 +213,8 @@ export interface MemoryGuardLimits {
   heapLimit: number;
   growthRateThreshold: number;
   growthWindowMs: number;
+  /** Operations between the reads of {@link MemoryGuard.recordOperation} (after the aggressive division). */
+  checkInterval: number;
 }
 
 /** Events of {@link MemoryGuard}; each fires when a limit is crossed upwards, not on every check. */
@@ -281,6 +300,9 @@ export class MemoryGuard extends EventEmitter<MemoryGuardEvents> {
   readonly #heapOn: boolean;
   readonly #every: number;
   readonly #windowMs: number;
+  readonly #opsInterval: number;
+  #opsUntilCheck: number;
+  #operations = 0;
 
   #hard: number;
   #soft: number;
@@ -336,6 +358,7 @@ export class MemoryGuard extends EventEmitter<MemoryGuardEvents> {
     const windowMs =
       o.growthWindowMs === undefined ? 1000 : validateNumber(o.growthWindowMs, 'options.growthWindowMs', 1, 3_600_000);
     const every = o.heapCheckEvery === undefined ? 1024 : validateInteger(o.heapCheckEvery, 'options.heapCheckEvery', 1, 2 ** 30);
+    const opsInterval = operationInterval(o.checkInterval, o.aggressive, 'options');
     if (source !== null && source.heap !== undefined) validateSource(source, 'options.source', ['rss', 'heap']);
 
     // Figures that need a reading come last, once every argument is valid.
@@ -359,6 +382,8 @@ export class MemoryGuard extends EventEmitter<MemoryGuardEvents> {
     this.#heapOn = watchHeap;
     this.#every = every;
     this.#windowMs = windowMs;
+    this.#opsInterval = opsInterval;
+    this.#opsUntilCheck = opsInterval;
     this.#hard = hard;
     this.#soft = softLimit;
     this.#softExplicit = soft !== undefined;
@@ -428,6 +453,22 @@ export class MemoryGuard extends EventEmitter<MemoryGuardEvents> {
   }
 
   /**
+   * Counts one operation of the caller's loop; on every `checkInterval`-th
+   * call it runs {@link MemoryGuard.assert}, so it throws
+   * {@link MemoryLimitError} there when RSS or the heap is over its hard
+   * limit or RSS is unknown. Between those calls it reads nothing. Throws
+   * `ERR_GUARD_CLOSED` (counting nothing) once closed.
+   */
+  recordOperation(): void {
+    if (this.#closed) throw new ResourceError('ERR_GUARD_CLOSED', 'This MemoryGuard is closed');
+    this.#operations++;
+    if (--this.#opsUntilCheck <= 0) {
+      this.#opsUntilCheck = this.#opsInterval;
+      this.assert();
+    }
+  }
+
+  /**
    * Gives back the guard's hold on the sampler (the thread stops once no
    * hold is left in the process). Idempotent. Afterwards `ok()` returns
    * false and `check()`/`assert()` throw `ERR_GUARD_CLOSED`. A guard that is
@@ -463,6 +504,7 @@ export class MemoryGuard extends EventEmitter<MemoryGuardEvents> {
       heapLimit: this.#heapLimit,
       growthRateThreshold: this.#growthThreshold,
       growthWindowMs: this.#windowMs,
+      checkInterval: this.#opsInterval,
     };
   }
 
@@ -512,6 +554,7 @@ export class MemoryGuard extends EventEmitter<MemoryGuardEvents> {
       peak: this.#peak,
       peakHeap: this.#peakHeap,
       checks: this.#checks,
+      operations: this.#operations,
       softWarnings: this.#softWarnings,
       hardBreaches: this.#hardBreaches,
       growthWarnings: this.#growthWarnings,
@@ -526,6 +569,8 @@ export class MemoryGuard extends EventEmitter<MemoryGuardEvents> {
     this.#peak = 0;
     this.#peakHeap = 0;
     this.#checks = 0;
+    this.#operations = 0;
+    this.#opsUntilCheck = this.#opsInterval;
     this.#softWarnings = 0;
     this.#hardBreaches = 0;
     this.#growthWarnings = 0;

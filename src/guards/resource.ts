@@ -226,6 +226,10 @@ export class ResourceGuard extends EventEmitter<ResourceGuardEvents> {
     if (hard !== undefined) memory.hardLimit = hard;
     if (soft !== undefined) memory.softLimit = soft;
     if (growth !== undefined) memory.growthRateThreshold = growth;
+    const memoryInterval = envInteger(e, 'RESOURCE_GUARD_MEMORY_CHECK_INTERVAL', 1);
+    const aggressive = envBoolean(e, 'RESOURCE_GUARD_AGGRESSIVE_CHECKS');
+    if (memoryInterval !== undefined) memory.checkInterval = memoryInterval;
+    if (aggressive !== undefined) memory.aggressive = aggressive;
 
     const disk: DiskSpaceGuardOptions = {};
     const path = e.RESOURCE_GUARD_OUTPUT_PATH;
@@ -238,6 +242,8 @@ export class ResourceGuard extends EventEmitter<ResourceGuardEvents> {
     if (softFree !== undefined) disk.softFree = softFree;
     if (reserve !== undefined) disk.reserve = reserve;
     if (interval !== undefined) disk.checkInterval = interval;
+    // Applies to a disk guard that another variable turned on; alone it turns none on.
+    if (aggressive !== undefined && Object.keys(disk).length > 0) disk.aggressive = aggressive;
 
     const cpuOn = envBoolean(e, 'RESOURCE_GUARD_CPU');
     const cpu: CpuMonitorOptions = {};
@@ -425,6 +431,32 @@ export class ResourceGuard extends EventEmitter<ResourceGuardEvents> {
     const d = this.#disk;
     const c = this.#controller;
     return (m === null || m.ok()) && (d === null || d.ok()) && (c === null || c.levelIndex < 3);
+  }
+
+  /**
+   * Counts one operation of the caller's loop on the memory guard
+   * ({@link MemoryGuard.recordOperation}) and, as a write of `bytes` (default
+   * 0), on the disk guard ({@link DiskSpaceGuard.recordWrite}); each reads
+   * and asserts on its own `checkInterval`. Both count the operation before
+   * either throws; as in {@link ResourceGuard.checkAll}, a memory failure is
+   * thrown before a disk failure. A bad byte count is
+   * refused before anything is counted.
+   */
+  recordOperation(bytes: number | string = 0): void {
+    const n = parseSize(bytes, 'bytes');
+    this.#assertOpen();
+    const failures: unknown[] = [];
+    try {
+      this.#memory?.recordOperation();
+    } catch (err) {
+      failures.push(err);
+    }
+    try {
+      this.#disk?.recordWrite(n);
+    } catch (err) {
+      failures.push(err);
+    }
+    if (failures.length > 0) throw failures[0];
   }
 
   /**
