@@ -15,6 +15,7 @@ const root = path.join(__dirname, '..');
 const lines = process.argv.slice(2).length ? process.argv.slice(2) : ['22', '24', '26'];
 const vitest = path.join(root, 'node_modules', 'vitest', 'vitest.mjs');
 const results = [];
+const failures = [];
 
 for (const line of lines) {
   const out = execFileSync(process.execPath, [path.join(__dirname, 'fetch-node.js'), '--json', line], { encoding: 'utf8' });
@@ -39,6 +40,19 @@ for (const line of lines) {
     passed = j.numPassedTests;
     failed = j.numFailedTests + (j.numFailedTestSuites || 0);
     skipped = j.numPendingTests;
+    // Name what failed in the summary, so a log that keeps only its tail
+    // still says which tests they were.
+    for (const file of j.testResults || []) {
+      const rel = path.relative(root, file.name);
+      if (file.status === 'failed' && !(file.assertionResults || []).some((a) => a.status === 'failed')) {
+        failures.push(`Node ${line} ${rel}: ${String(file.message || 'suite failed').split('\n')[0].slice(0, 200)}`);
+      }
+      for (const a of file.assertionResults || []) {
+        if (a.status !== 'failed') continue;
+        const msg = String((a.failureMessages || [])[0] || '').split('\n')[0].slice(0, 200);
+        failures.push(`Node ${line} ${rel} > ${a.fullName}: ${msg}`);
+      }
+    }
   } catch {
     failed = 1;
   }
@@ -54,5 +68,6 @@ for (const r of results) {
 }
 const passed = results.reduce((n, r) => n + r.passed, 0);
 const failed = results.reduce((n, r) => n + r.failed, 0);
+if (failures.length) console.log(`\nFailed:\n${failures.map((f) => `  ${f}`).join('\n')}`);
 console.log(`node lines: ${passed} passed, ${failed} failed`);
 process.exit(failed === 0 && results.every((r) => r.status === 0) ? 0 : 1);
