@@ -52,7 +52,7 @@ import { AlertTracker, resolveThresholds, type AlertThresholds } from './alerts'
 import type { TaskFunction } from './context';
 import { CpuTimeError, TaskAbortedError, TaskCrashedError, TimeoutError } from './errors';
 import { resolveLimits } from './profiles';
-import { idleBreach, resolveSandbox, type SandboxOptions, type SandboxSettings } from './sandbox';
+import { idleBreach, resolveSandbox, sandboxUsage, type SandboxOptions, type SandboxSettings } from './sandbox';
 import { TYPED_CODES, rebuildError } from './rebuild';
 import { Slot, SLOTS, currentTid, errorToData, threadCpuNs, type FinalUsage, type TaskSpec, type WorkerData, type WorkerMessage } from './shared';
 import type { Alert, ExitReason, LimitedResource, Limits, ProfileName, ResolvedLimits, Usage, UsageReport } from './types';
@@ -818,6 +818,7 @@ class LimitedRun {
       alerts: this.#alertLog,
       checks: this.#checks,
       limits: this.#limits,
+      sandbox: sandboxUsage(this.#opts.sandbox, v, started === null ? null : performance.timeOrigin + started),
       error: e === undefined ? null : { name: e.name, code: codeOf(e), message: e.message },
     };
   }

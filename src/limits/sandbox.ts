@@ -18,6 +18,8 @@ import { InvalidArgTypeError, OutOfRangeError, ResourceError } from '../errors';
 import { TimeoutError } from './errors';
 import type { IoMeterOptions, IoRate } from './io';
 import { GrowthRateMeter, NetworkMeter, ThreadMeter } from './meters';
+import { Slot } from './shared';
+import type { SandboxUsage } from './types';
 import { amountOf, windowOf } from './window';
 
 /** Sandbox settings of a run (all optional). */
@@ -138,7 +140,13 @@ export function taskSandbox(): TaskSandbox {
   const data = workerData as { shared?: unknown; sandbox?: SandboxSettings | null } | null;
   if (isMainThread || data === null || typeof data !== 'object' || !(data.shared instanceof SharedArrayBuffer)) throw new NotInTaskError();
   const view = new Float64Array(data.shared);
-  const onActivity = (): void => markActivity(view, performance.timeOrigin + performance.now());
+  // Every use stamps the activity time and publishes the meters' figures
+  // into the run's shared memory, where the parent reads them for the usage
+  // report, also when it has to end the worker from outside.
+  const onActivity = (): void => {
+    markActivity(view, performance.timeOrigin + performance.now());
+    if (meters !== null) publishMeters(view, meters);
+  };
   const s = data.sandbox ?? null;
   const g = s?.memoryGrowthRate ?? null;
   meters = {
@@ -164,6 +172,37 @@ export function sandboxIoOptions(s: SandboxSettings | null | undefined, view: Fl
   if (s.ioReadRate !== null) out.readRate = s.ioReadRate;
   if (s.openFiles !== null) out.openFiles = s.openFiles;
   return out;
+}
+
+function publishMeters(view: Float64Array, m: TaskSandbox): void {
+  if (m.memory !== null) view[Slot.memoryGrowth] = m.memory.total;
+  view[Slot.threadsStarted] = m.threads.started;
+  view[Slot.threadsPeak] = m.threads.peak;
+  view[Slot.networkRequests] = m.network.requests;
+  view[Slot.networkBytesSent] = m.network.bytesSent;
+  view[Slot.networkBytesReceived] = m.network.bytesReceived;
+  view[Slot.networkConnectionsPeak] = m.network.peakConnections;
+}
+
+/**
+ * The sandbox part of a run's usage report, from the figures the task's
+ * meters published into the run's shared memory.
+ */
+export function sandboxUsage(s: SandboxSettings | null, view: Float64Array, startEpoch: number | null): SandboxUsage {
+  const last = view[ACTIVITY_SLOT]!;
+  return {
+    limits: s,
+    memoryGrowth: view[Slot.memoryGrowth]!,
+    memoryGrowthUnit: s?.memoryGrowthRate?.unit ?? null,
+    threadsStarted: view[Slot.threadsStarted]!,
+    threadsPeak: view[Slot.threadsPeak]!,
+    openFilesPeak: view[Slot.openFilesPeak]!,
+    networkRequests: view[Slot.networkRequests]!,
+    networkBytesSent: view[Slot.networkBytesSent]!,
+    networkBytesReceived: view[Slot.networkBytesReceived]!,
+    networkConnectionsPeak: view[Slot.networkConnectionsPeak]!,
+    lastActivity: last > 0 && startEpoch !== null ? Math.max(0, last - startEpoch) : null,
+  };
 }
 
 /** Stamps activity at `epochMs`. */

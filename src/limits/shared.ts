@@ -28,9 +28,25 @@ export const Slot = {
   tid: 8,
   /** V8's heap size limit in the worker, bytes. */
   heapSizeLimit: 9,
+  // Sandbox meters (sandbox.ts), published at each use; slot 15 is the
+  // activity stamp (ACTIVITY_SLOT).
+  /** Most files held open at once through `ctx.io`. */
+  openFilesPeak: 10,
+  /** Workers started through `taskSandbox().threads`. */
+  threadsStarted: 11,
+  /** Most of those running at once. */
+  threadsPeak: 12,
+  /** Memory growth granted by `taskSandbox().memory`, in its unit (bytes or pages). */
+  memoryGrowth: 13,
+  /** Requests let through `taskSandbox().network`. */
+  networkRequests: 14,
+  networkBytesSent: 16,
+  networkBytesReceived: 17,
+  /** Most network connections at once. */
+  networkConnectionsPeak: 18,
 } as const;
 
-export const SLOTS = 16;
+export const SLOTS = 24;
 
 /** How the worker finds the task. */
 export type TaskSpec =

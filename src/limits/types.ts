@@ -155,6 +155,48 @@ export interface UsageReport {
   /** Monitoring checks performed while the task ran. */
   checks: number;
   limits: ResolvedLimits;
+  /** What the task's sandbox meters granted (see {@link SandboxUsage}). */
+  sandbox: SandboxUsage;
   /** The error the run failed with (name, code, message), or null. */
   error: { name: string; code: string | undefined; message: string } | null;
+}
+
+/**
+ * The sandbox figures of a run: what the task's meters (`ctx.io` for open
+ * files, `taskSandbox()` for memory growth, threads and network) granted.
+ * Each meter publishes at every use, so the figures are there also when the
+ * run ended the worker from outside (a timeout, an idle timeout, a breach).
+ * Refused requests are not counted.
+ */
+export interface SandboxUsage {
+  /** The run's `options.sandbox` settings after validation, or null without them. */
+  limits: {
+    idleTimeout: number | null;
+    ioWriteRate: { bytes: number; windowMs: number } | null;
+    ioReadRate: { bytes: number; windowMs: number } | null;
+    openFiles: number | null;
+    memoryGrowthRate: { limit: number; unit: 'bytes' | 'pages'; windowMs: number } | null;
+    threads: number | null;
+    network: { connections?: number; requestsPerSecond?: number; bytesSent?: number; bytesReceived?: number } | null;
+  } | null;
+  /** Memory growth granted in total, in `memoryGrowthUnit`. */
+  memoryGrowth: number;
+  /** `bytes` or `pages` (64 KiB), or null without a growth limit. */
+  memoryGrowthUnit: 'bytes' | 'pages' | null;
+  /** Workers the task started through the thread meter. */
+  threadsStarted: number;
+  /** Most of them running at once. */
+  threadsPeak: number;
+  /** Most files held open at once through `ctx.io`. */
+  openFilesPeak: number;
+  /** Requests let through the network meter. */
+  networkRequests: number;
+  /** Request body bytes sent through it. */
+  networkBytesSent: number;
+  /** Response body bytes received through it. */
+  networkBytesReceived: number;
+  /** Most connections (requests in flight) at once. */
+  networkConnectionsPeak: number;
+  /** Milliseconds from the task's start to its last meter activity, or null if there was none. */
+  lastActivity: number | null;
 }

@@ -140,7 +140,14 @@ async function main(): Promise<void> {
       breach ??= err;
     },
   });
-  const io = new IoMeter({
+  const ioSandbox = sandboxIoOptions((data as WorkerData & { sandbox?: SandboxSettings | null }).sandbox, view, () => performance.timeOrigin + performance.now());
+  const stamp = ioSandbox.onActivity;
+  // Each use also publishes the open-files peak for the usage report.
+  ioSandbox.onActivity = () => {
+    stamp?.();
+    view[Slot.openFilesPeak] = io.peakOpenFiles;
+  };
+  const io: IoMeter = new IoMeter({
     writeLimit: data.ioWrite ?? Infinity,
     readLimit: data.ioRead ?? Infinity,
     onCharge(written, read) {
@@ -150,7 +157,7 @@ async function main(): Promise<void> {
     onExceeded(err) {
       breach ??= err;
     },
-    ...sandboxIoOptions((data as WorkerData & { sandbox?: SandboxSettings | null }).sandbox, view, () => performance.timeOrigin + performance.now()),
+    ...ioSandbox,
   });
 
   let fn: (input: unknown, ctx: TaskContext) => unknown;
