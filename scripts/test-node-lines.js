@@ -38,7 +38,10 @@ for (const line of lines) {
   try {
     const j = JSON.parse(fs.readFileSync(json, 'utf8'));
     passed = j.numPassedTests;
-    failed = j.numFailedTests + (j.numFailedTestSuites || 0);
+    // Failed tests, plus files that failed without a failed test (a file
+    // that could not load); a failed test's describe blocks are not counted
+    // again.
+    failed = j.numFailedTests + (j.testResults || []).filter((f) => f.status === 'failed' && !(f.assertionResults || []).some((a) => a.status === 'failed')).length;
     skipped = j.numPendingTests;
     // Name what failed in the summary, so a log that keeps only its tail
     // still says which tests they were.
