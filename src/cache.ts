@@ -169,9 +169,10 @@ class Entry<K, V> {
   reason: DisposeReason | null = null;
   constructor(
     readonly key: K,
-    readonly value: V,
-    readonly size: number,
-    readonly expires: number,
+    // Rewritten in place when the key is set again while no lease holds it.
+    public value: V,
+    public size: number,
+    public expires: number,
   ) {}
 }
 
@@ -582,7 +583,10 @@ export class BudgetedCache<K, V> {
     }
     if (this.#pending.size !== 0) this.#pending.delete(key);
     const old = this.#map.get(key);
-    if (old !== undefined) this.#remove(old, old.value === value ? null : 'set');
+    if (old !== undefined) {
+      if (old.pins === 0 && this.#overwrite(old, value, size, ttl)) return true;
+      this.#remove(old, old.value === value ? null : 'set');
+    }
     if (!this.#makeRoom(size)) {
       this.#rejected++;
       return false;
@@ -595,6 +599,44 @@ export class BudgetedCache<K, V> {
     if (head !== null) head.prev = e;
     else this.#tail = e;
     this.#head = e;
+    return true;
+  }
+
+  /**
+   * Overwrites an entry no lease holds, in place: no new entry and no
+   * change to the map, only the bytes that differ charged or given back.
+   * Done only when the new size fits without evicting anything (a smaller
+   * or equal size always does); otherwise it returns false and the caller
+   * replaces the entry as a new one, evicting others as needed.
+   */
+  #overwrite(e: Entry<K, V>, value: V, size: number, ttl: number): boolean {
+    const grow = size - e.size;
+    if (grow > 0) {
+      const allocator = this.#allocator;
+      if (allocator.closed || this.#bytes + grow > this.#cap || !allocator.reserveBytes(grow)) return false;
+    } else if (grow < 0) {
+      const allocator = this.#allocator;
+      if (!allocator.closed) allocator.releaseBytes(-grow);
+    }
+    this.#bytes += grow;
+    const previous = e.value;
+    e.value = value;
+    e.size = size;
+    e.expires = ttl === Infinity ? Infinity : this.#now() + ttl;
+    this.#touch(e);
+    const dispose = this.#dispose;
+    if (dispose !== undefined && previous !== value) {
+      this.#disposing++;
+      try {
+        dispose(previous, e.key, 'set');
+      } catch (err) {
+        process.nextTick(() => {
+          throw err;
+        });
+      } finally {
+        this.#disposing--;
+      }
+    }
     return true;
   }
 

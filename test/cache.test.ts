@@ -149,6 +149,62 @@ describe('byte budget', () => {
     expect(allocator.allocatedBytes).toBe(60);
   });
 
+  it('overwriting a key: bytes follow the new size exactly, the entry becomes most recent, its ttl restarts', () => {
+    const { cache, allocator, disposed, clock } = setup({ ttlMs: 100 });
+    cache.set('a', model('a1', 30));
+    cache.set('b', model('b', 20));
+    clock.t = 50;
+    cache.set('a', model('a2', 10)); // smaller
+    expect(allocator.allocatedBytes).toBe(30);
+    expect(cache.stats()).toMatchObject({ entries: 2, bytes: 30 });
+    cache.set('a', model('a3', 40)); // larger, with room
+    expect(allocator.allocatedBytes).toBe(60);
+    expect(disposed).toEqual([
+      ['a', 'set'],
+      ['a', 'set'],
+    ]);
+    // 'a' is the most recent: the next eviction takes 'b'.
+    cache.set('c', model('c', 50));
+    expect([...cache.keys()].sort()).toEqual(['a', 'c']);
+    expect(disposed.at(-1)).toEqual(['b', 'evict']);
+    // The overwrite at t=50 restarted a's time-to-live: alive at 150, gone after.
+    clock.t = 150;
+    expect(cache.get('a')!.name).toBe('a3');
+    clock.t = 151;
+    expect(cache.get('a')).toBeUndefined();
+  });
+
+  it('overwriting with a value that needs room evicts others, never the entry itself; one that cannot fit is refused', () => {
+    const { cache, allocator, disposed } = setup({}, 100);
+    cache.set('a', model('a1', 40));
+    cache.set('b', model('b', 40));
+    cache.set('a', model('a2', 70)); // 40 + 70 > 100: 'b' goes, 'a' stays
+    expect([...cache.keys()]).toEqual(['a']);
+    expect(allocator.allocatedBytes).toBe(70);
+    expect(disposed).toEqual([
+      ['a', 'set'],
+      ['b', 'evict'],
+    ]);
+    expect(cache.set('a', model('a3', 101))).toBe(false); // above the whole budget
+    expect(cache.has('a')).toBe(false);
+    expect(allocator.allocatedBytes).toBe(0);
+  });
+
+  it('overwriting an acquired entry keeps the lease on the old value until it is released', () => {
+    const { cache, allocator, disposed } = setup();
+    const a1 = model('a1', 30);
+    cache.set('a', a1);
+    const lease = cache.acquire('a')!;
+    cache.set('a', model('a2', 20));
+    expect(lease.value).toBe(a1);
+    expect(a1.destroyed).toBe(false);
+    expect(allocator.allocatedBytes).toBe(50); // the leased bytes stay charged
+    lease.release();
+    expect(disposed).toEqual([['a', 'set']]);
+    expect(allocator.allocatedBytes).toBe(20);
+    expect(cache.get('a')!.name).toBe('a2');
+  });
+
   it('clear() and delete() give every byte back', () => {
     const { cache, allocator, disposed } = setup();
     cache.set('a', model('a', 30));

@@ -317,6 +317,28 @@ function cache(bench) {
     lruSmall ? { baseline: setEvict } : {},
   );
 
+  // sets of keys already cached: a new value of the same size each time
+  const other = keys.map((k) => ({ k, v: 2 }));
+  const lruOver = LRUCache && new LRUCache({ maxSize: N * 100, sizeCalculation: size });
+  const oursOver = new BudgetedCache({ maxBytes: N * 100, sizeOf: size });
+  for (let i = 0; i < N; i++) {
+    lruOver?.set(keys[i], values[i]);
+    oursOver.set(keys[i], values[i]);
+  }
+  const setOver = 'lru-cache set of a key already cached (new value)';
+  if (lruOver) {
+    bench.op(setOver, (n) => {
+      for (let i = 0; i < n; i++) lruOver.set(keys[i % N], (i / N) & 1 ? values[i % N] : other[i % N]);
+    });
+  }
+  bench.op(
+    'BudgetedCache set of a key already cached (new value, overwritten in place)',
+    (n) => {
+      for (let i = 0; i < n; i++) oursOver.set(keys[i % N], (i / N) & 1 ? values[i % N] : other[i % N]);
+    },
+    lruOver ? { baseline: setOver, target: '≤ 1.3× lru-cache', minRatio: 1 / 1.3 } : {},
+  );
+
   // gets that hit, with a time-to-live
   const lruTtl = LRUCache && new LRUCache({ maxSize: N * 100, sizeCalculation: size, ttl: 60_000 });
   const oursTtl = new BudgetedCache({ maxBytes: N * 100, sizeOf: size, ttlMs: 60_000 });
@@ -342,6 +364,7 @@ function cache(bench) {
   if (s.hitRate !== 1) throw new Error(`bench: expected only hits, hit rate ${s.hitRate}`);
   ours.close();
   oursSmall.close();
+  oursOver.close();
   oursTtl.close();
 }
 
