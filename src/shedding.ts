@@ -131,7 +131,12 @@ const DEFAULT_FRACTION: Readonly<Record<DegradationLevel, number>> = Object.free
   emergency: 1,
 });
 
-type Matcher = { exact: Set<string>; prefixes: string[]; patterns: RegExp[] };
+/**
+ * Exempt paths. Exact paths are kept by length, so the check for a request
+ * compares its path only with those of the same length, in place, without
+ * cutting the query string off (no new string, no hashing).
+ */
+type Matcher = { exactByLength: Array<string[] | undefined>; prefixes: string[]; patterns: RegExp[] };
 
 /** Decides which requests to shed; see the module text. */
 export class LoadShedder {
@@ -205,7 +210,7 @@ export class LoadShedder {
     const retryAfter = o.retryAfter === undefined ? 10 : validateNumber(o.retryAfter, 'options.retryAfter', 0, 86_400 * 365);
     if (!Number.isInteger(retryAfter)) throw new OutOfRangeError('options.retryAfter', 'a whole number of seconds', retryAfter);
     const defaultExempt = o.defaultExempt === undefined ? true : validateBoolean(o.defaultExempt, 'options.defaultExempt');
-    const matcher: Matcher = { exact: new Set(), prefixes: [], patterns: [] };
+    const matcher: Matcher = { exactByLength: [], prefixes: [], patterns: [] };
     const list: Array<string | RegExp> = defaultExempt ? [...DEFAULT_EXEMPT] : [];
     if (o.exempt !== undefined) {
       if (!Array.isArray(o.exempt)) throw new InvalidArgTypeError('options.exempt', 'an array of paths or regular expressions', o.exempt);
@@ -217,7 +222,7 @@ export class LoadShedder {
     for (const e of list) {
       if (e instanceof RegExp) matcher.patterns.push(e);
       else if (e.endsWith('*')) matcher.prefixes.push(e.slice(0, -1));
-      else matcher.exact.add(e);
+      else (matcher.exactByLength[e.length] ??= []).push(e);
     }
     let body: string | ((d: ShedDecision) => string);
     let contentType: string;
@@ -310,10 +315,14 @@ export class LoadShedder {
 
   #isExempt(path: string): boolean {
     const q = path.indexOf('?');
-    const p = q < 0 ? path : path.slice(0, q);
+    const length = q < 0 ? path.length : q;
     const m = this.#matcher;
-    if (m.exact.has(p)) return true;
-    for (const pre of m.prefixes) if (p.startsWith(pre)) return true;
+    // The path without its query string is `path` up to `length`.
+    const same = m.exactByLength[length];
+    if (same !== undefined) for (const e of same) if (path.startsWith(e)) return true;
+    for (const pre of m.prefixes) if (pre.length <= length && path.startsWith(pre)) return true;
+    if (m.patterns.length === 0) return false;
+    const p = q < 0 ? path : path.slice(0, q);
     for (const re of m.patterns) {
       re.lastIndex = 0;
       if (re.test(p)) return true;
@@ -326,7 +335,7 @@ export class LoadShedder {
    * request (and the shed, by cause and level). `path` may carry a query string.
    */
   decide(path: string): ShedDecision | null {
-    validateString(path, 'path');
+    if (typeof path !== 'string') validateString(path, 'path');
     this.#requests++;
     if (this.#isExempt(path)) {
       this.#exempt++;
