@@ -30,7 +30,7 @@ const HELP = `Usage: npm start -- [options]
 
 Sizes need a unit: decimal (kB, MB, GB = powers of 1000), binary (KiB, MiB,
 GiB = powers of 1024) or B for bytes. Try \`--memory-limit 256MB\` to watch it degrade and
-recover, or a limit ~20 MB above the starting RSS it prints (the RSS with
+recover, or a limit ~20 MiB above the starting RSS it prints (the RSS with
 its worker threads loaded) to see it reach emergency and stop gracefully.
 Exit status: 0 when every record was written, 2 when it stopped at emergency,
 1 on a bad flag or an error.`;

@@ -305,10 +305,13 @@ export class LimitedAllocator extends EventEmitter {
   }
 
   /**
-   * An allocator whose limit comes from `RESOURCE_GUARD_MEMORY_LIMIT_MB`
-   * (MiB; decimals allowed), 512 MiB when unset or empty. A value that is not
-   * a plain non-negative number is refused with `ERR_INVALID_ARG_VALUE`
-   * naming the variable, rather than read as far as it parses.
+   * An allocator whose limit comes from the environment, 512 MiB when unset
+   * or empty: `RESOURCE_GUARD_MEMORY_LIMIT`, a size with a unit ('512MiB',
+   * '2Gi'), or its legacy name `RESOURCE_GUARD_MEMORY_LIMIT_MB`, a plain
+   * number of MiB (decimals allowed); both set is refused. With
+   * `options.variable`, that variable alone is read, as a plain number of
+   * MiB. A malformed value is refused with `ERR_INVALID_ARG_VALUE` naming
+   * the variable, rather than read as far as it parses.
    */
   static fromEnv(options: FromEnvOptions = {}): LimitedAllocator {
     validateObject<FromEnvOptions>(options, 'options');
@@ -320,7 +323,18 @@ export class LimitedAllocator extends EventEmitter {
     validateNumber(defaultMB, 'options.defaultMB', 0, Number.MAX_SAFE_INTEGER / MIB);
     const raw: unknown = env[variable];
     if (raw !== undefined && typeof raw !== 'string') throw new InvalidArgTypeError(`options.env.${variable}`, 'of type string', raw);
-    const limit = raw === undefined || raw.trim() === '' ? Math.floor(defaultMB * MIB) : parseMiB(raw, variable);
+    const sized: unknown = options.variable === undefined ? env[SIZE_VARIABLE] : undefined;
+    if (sized !== undefined && typeof sized !== 'string') throw new InvalidArgTypeError(`options.env.${SIZE_VARIABLE}`, 'of type string', sized);
+    const rawGiven = raw !== undefined && raw.trim() !== '';
+    const sizedGiven = sized !== undefined && sized.trim() !== '';
+    if (rawGiven && sizedGiven) {
+      throw new InvalidArgValueError(variable, raw, `cannot be set together with ${SIZE_VARIABLE} (${JSON.stringify(sized)}); keep ${SIZE_VARIABLE} only`);
+    }
+    const limit = sizedGiven
+      ? parseSize(sized.trim(), SIZE_VARIABLE)
+      : rawGiven
+        ? parseMiB(raw, variable)
+        : Math.floor(defaultMB * MIB);
     return options.name === undefined ? new LimitedAllocator(limit, options) : LimitedAllocator.shared(options.name, limit, options);
   }
 
@@ -794,6 +808,8 @@ export class BufferLease {
 // ---- helpers --------------------------------------------------------------------
 
 const MIB = 1024 * 1024;
+/** The variable LimitedAllocator.fromEnv() reads first: a size with a unit. */
+const SIZE_VARIABLE = 'RESOURCE_GUARD_MEMORY_LIMIT';
 
 function readOptions(options: AllocatorOptions | undefined): Readonly<PressureThresholds> {
   if (options === undefined) return DEFAULT_THRESHOLDS;

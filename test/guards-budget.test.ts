@@ -35,7 +35,7 @@ describe('MemoryBudget: limit and message', () => {
     expect(budget.limitMB()).toBe(13107);
     expect(budget.limit).toBe(Math.floor(16 * GiB * 0.8));
     expect(budget.basis).toBe('system');
-    expect(budget.describe()).toBe('Memory budget initialized: total 16384 MB, limit 13107 MB (80%)');
+    expect(budget.describe()).toBe('Memory budget initialized: total 16384 MiB, limit 13107 MiB (80%)');
   });
 
   it('passes exactly at the limit and throws one byte over, with the message form', () => {
@@ -57,7 +57,7 @@ describe('MemoryBudget: limit and message', () => {
     expect(err).toMatchObject({
       code: 'ERR_MEMORY_BUDGET',
       // The whole MB print alike, so the exact bytes follow.
-      message: 'Memory limit exceeded: 13107 MB / 13107 MB (80% of system RAM); exactly 13743895348 bytes / 13743895347 bytes',
+      message: 'Memory limit exceeded: 13107 MiB / 13107 MiB (80% of system RAM); exactly 13743895348 bytes / 13743895347 bytes',
       currentMB: 13107,
       limitMB: 13107,
     });
@@ -69,7 +69,7 @@ describe('MemoryBudget: limit and message', () => {
     expect(budget.limitMB()).toBe(12288);
     expect(budget.currentUsageMB()).toBe(12500);
     expect(budget.usagePercent()).toBeCloseTo((12500 / 12288) * 100, 10);
-    expect(() => budget.checkUsage()).toThrow('Memory limit exceeded: 12500 MB / 12288 MB (75% of system RAM)');
+    expect(() => budget.checkUsage()).toThrow('Memory limit exceeded: 12500 MiB / 12288 MiB (75% of system RAM)');
     expect(budget.status()).toMatchObject({ usageMB: 12500, limitMB: 12288, totalMB: 16384, exceeded: true, fraction: 0.75 });
   });
 
@@ -78,7 +78,7 @@ describe('MemoryBudget: limit and message', () => {
     const budget = new MemoryBudget({ source: f.source, clock: f.clock });
     expect(budget.basis).toBe('cgroup');
     expect(budget.limitMB()).toBe(3276);
-    expect(() => budget.checkUsage()).toThrow('Memory limit exceeded: 4096 MB / 3276 MB (80% of the cgroup memory limit)');
+    expect(() => budget.checkUsage()).toThrow('Memory limit exceeded: 4096 MiB / 3276 MiB (80% of the cgroup memory limit)');
     const above = new MemoryBudget({ source: fake(0, 16 * GiB, 64 * GiB).source });
     expect(above.basis).toBe('system');
   });
@@ -86,7 +86,7 @@ describe('MemoryBudget: limit and message', () => {
   it('an explicit total', () => {
     const budget = new MemoryBudget({ total: '8GiB', fraction: 0.5, source: fake(5 * GiB).source });
     expect(budget).toMatchObject({ basis: 'configured', limit: 4 * GiB });
-    expect(() => budget.checkUsage()).toThrow('Memory limit exceeded: 5120 MB / 4096 MB (50% of 8192 MB)');
+    expect(() => budget.checkUsage()).toThrow('Memory limit exceeded: 5120 MiB / 4096 MiB (50% of 8192 MiB)');
   });
 });
 

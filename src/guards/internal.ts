@@ -88,9 +88,29 @@ export function percentText(fraction: number): string {
 // ---- environment variables ----------------------------------------------------------
 
 /**
- * A size from a `*_MB` variable: a bare number counts mebibytes (2^20 bytes),
- * as the variable's name says; a value with a unit ('2GiB', '500MB') is
- * parsed like any other size.
+ * A size from the variable `key` (the size language: a number with a unit,
+ * '512MiB', '2Gi', '500MB'; a bare number is refused with a message that
+ * suggests a unit), or from its legacy name `key + '_MB'`, where a bare
+ * number counts mebibytes (2^20 bytes), as it always did. Setting both is
+ * refused, naming both.
+ */
+export function envSize(env: Record<string, string | undefined>, key: string): number | undefined {
+  const legacy = `${key}_MB`;
+  const raw = env[key];
+  const old = env[legacy];
+  const given = raw !== undefined && raw.trim() !== '';
+  const oldGiven = old !== undefined && old.trim() !== '';
+  if (given && oldGiven) {
+    throw new InvalidArgValueError(legacy, old, `cannot be set together with ${key} (${JSON.stringify(raw)}); keep ${key} only`);
+  }
+  if (given) return parseSize(raw.trim(), key);
+  return oldGiven ? envMegabytes(env, legacy) : undefined;
+}
+
+/**
+ * A size from a legacy `*_MB` variable: a bare number counts mebibytes
+ * (2^20 bytes); a value with a unit ('2GiB', '500MB') is parsed like any
+ * other size.
  */
 export function envMegabytes(env: Record<string, string | undefined>, key: string): number | undefined {
   const raw = env[key];

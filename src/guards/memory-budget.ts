@@ -3,16 +3,17 @@
  * physical RAM or of the cgroup's memory limit when one is set, checked
  * before expensive work with a one-line answer fit for an error dialog:
  *
- *     Memory limit exceeded: 12500 MB / 13107 MB (80% of system RAM)
+ *     Memory limit exceeded: 12500 MiB / 13107 MiB (80% of system RAM)
  *
- * When usage and limit print as the same whole MB, the exact bytes end
- * the message: `13107 MB / 13107 MB (80% of system RAM); exactly
+ * When usage and limit print as the same whole MiB, the exact bytes end
+ * the message: `13107 MiB / 13107 MiB (80% of system RAM); exactly
  * 13743895348 bytes / 13743895347 bytes`.
  * Settings whose limit, `floor(total × fraction)`, would be 0 bytes are
  * refused (`ERR_OUT_OF_RANGE` for a configured total, `ERR_MEMORY_BUDGET`
  * for a RAM or cgroup reading), so fractions are always finite.
  *
- * "MB" in these messages is 2^20 bytes (so 16 GiB of RAM reads 16384 MB).
+ * The figures are whole MiB (2^20 bytes; 16 GiB of RAM reads 16384 MiB);
+ * the `…MB()` methods, named after the reference design, count the same MiB.
  * Usage is the resident set size of the process, read fresh and cached for
  * 500 ms; a failed reading is not cached, and an unreadable usage fails
  * closed: checkUsage() throws rather than guess.
@@ -196,17 +197,17 @@ export class MemoryBudget {
     return value;
   }
 
-  /** Usage in whole MB (2^20 bytes). */
+  /** Usage in whole MiB (2^20 bytes). */
   currentUsageMB(): number {
     return toMB(this.currentUsage());
   }
 
-  /** The limit in whole MB (2^20 bytes). */
+  /** The limit in whole MiB (2^20 bytes). */
   limitMB(): number {
     return toMB(this.limit);
   }
 
-  /** The base in whole MB (2^20 bytes). */
+  /** The base in whole MiB (2^20 bytes). */
   totalMB(): number {
     return toMB(this.total);
   }
@@ -244,7 +245,7 @@ export class MemoryBudget {
         this.limitMB(),
         this.fraction * 100,
         `Memory limit check failed: current usage could not be read (${cause instanceof Error ? cause.message : String(cause)}); ` +
-          `refusing as if over the limit of ${this.limitMB()} MB (${this.#of()})`,
+          `refusing as if over the limit of ${this.limitMB()} MiB (${this.#of()})`,
       );
       err.cause = cause;
       throw err;
@@ -252,9 +253,9 @@ export class MemoryBudget {
     if (usage > this.limit) {
       const current = toMB(usage);
       const limitMB = this.limitMB();
-      // Whole MB can print alike for different figures: then give the bytes too.
+      // Whole MiB can print alike for different figures: then give the bytes too.
       const exact = current === limitMB ? `; exactly ${usage} bytes / ${this.limit} bytes` : '';
-      throw new MemoryBudgetError(current, limitMB, this.fraction * 100, `Memory limit exceeded: ${current} MB / ${limitMB} MB (${this.#of()})${exact}`);
+      throw new MemoryBudgetError(current, limitMB, this.fraction * 100, `Memory limit exceeded: ${current} MiB / ${limitMB} MiB (${this.#of()})${exact}`);
     }
   }
 
@@ -280,9 +281,9 @@ export class MemoryBudget {
     this.#cachedAt = -Infinity;
   }
 
-  /** `Memory budget initialized: total 16384 MB, limit 13107 MB (80%)`. */
+  /** `Memory budget initialized: total 16384 MiB, limit 13107 MiB (80%)`. */
   describe(): string {
-    return `Memory budget initialized: total ${this.totalMB()} MB, limit ${this.limitMB()} MB (${percentText(this.fraction)}%${
+    return `Memory budget initialized: total ${this.totalMB()} MiB, limit ${this.limitMB()} MiB (${percentText(this.fraction)}%${
       this.basis === 'system' ? '' : this.basis === 'cgroup' ? ' of the cgroup limit' : ' of the configured total'
     })`;
   }
@@ -291,6 +292,6 @@ export class MemoryBudget {
     const pct = `${percentText(this.fraction)}%`;
     if (this.basis === 'system') return `${pct} of system RAM`;
     if (this.basis === 'cgroup') return `${pct} of the cgroup memory limit`;
-    return `${pct} of ${this.totalMB()} MB`;
+    return `${pct} of ${this.totalMB()} MiB`;
   }
 }

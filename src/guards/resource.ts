@@ -31,7 +31,7 @@ import { readPsi } from '../sampler';
 import { parseSize, validateNumber, validateObject, validateString } from '../validate';
 import { CpuMonitor, type CpuMonitorOptions, type CpuSample } from './cpu';
 import { DiskSpaceGuard, guardSpec, type DiskSpaceGuardOptions, type DiskSpaceStatus } from './disk';
-import { GuardClosedError, MiB, envBoolean, envFraction, envInteger, envMegabytes, optionsObject } from './internal';
+import { GuardClosedError, MiB, envBoolean, envFraction, envInteger, envSize, optionsObject } from './internal';
 import { MemoryGuard, type MemoryGuardOptions, type MemoryGuardStatus } from './memory';
 
 /** Options of {@link ResourceGuard}. */
@@ -212,17 +212,18 @@ export class ResourceGuard extends EventEmitter<ResourceGuardEvents> {
   }
 
   /**
-   * Options from environment variables (see the README for the list). `*_MB`
-   * values are mebibytes (2^20 bytes) unless they carry a unit ('2GiB').
-   * Throws on a malformed value, naming the variable.
+   * Options from environment variables (see docs/guards.md for the list).
+   * Sizes are written with a unit ('512MiB', '2Gi', '500MB'); the legacy
+   * `*_MB` names still work, a bare number there counting MiB. Throws on a
+   * malformed value, naming the variable.
    */
   static optionsFromEnv(env: Env = process.env): ResourceGuardOptions {
     const e = validateObject<Env>(env, 'env');
     const memoryOn = envBoolean(e, 'RESOURCE_GUARD_MEMORY');
     const memory: MemoryGuardOptions = {};
-    const hard = envMegabytes(e, 'RESOURCE_GUARD_MEMORY_LIMIT_MB');
-    const soft = envMegabytes(e, 'RESOURCE_GUARD_MEMORY_SOFT_LIMIT_MB');
-    const growth = envMegabytes(e, 'RESOURCE_GUARD_MEMORY_GROWTH_MB');
+    const hard = envSize(e, 'RESOURCE_GUARD_MEMORY_LIMIT');
+    const soft = envSize(e, 'RESOURCE_GUARD_MEMORY_SOFT_LIMIT');
+    const growth = envSize(e, 'RESOURCE_GUARD_MEMORY_GROWTH');
     if (hard !== undefined) memory.hardLimit = hard;
     if (soft !== undefined) memory.softLimit = soft;
     if (growth !== undefined) memory.growthRateThreshold = growth;
@@ -233,9 +234,9 @@ export class ResourceGuard extends EventEmitter<ResourceGuardEvents> {
 
     const disk: DiskSpaceGuardOptions = {};
     const path = e.RESOURCE_GUARD_OUTPUT_PATH;
-    const minFree = envMegabytes(e, 'RESOURCE_GUARD_DISK_MIN_FREE_MB');
-    const softFree = envMegabytes(e, 'RESOURCE_GUARD_DISK_SOFT_FREE_MB');
-    const reserve = envMegabytes(e, 'RESOURCE_GUARD_DISK_RESERVE_MB');
+    const minFree = envSize(e, 'RESOURCE_GUARD_DISK_MIN_FREE');
+    const softFree = envSize(e, 'RESOURCE_GUARD_DISK_SOFT_FREE');
+    const reserve = envSize(e, 'RESOURCE_GUARD_DISK_RESERVE');
     const interval = envInteger(e, 'RESOURCE_GUARD_DISK_CHECK_INTERVAL', 1);
     if (path !== undefined && path.trim() !== '') disk.path = path;
     if (minFree !== undefined) disk.minFree = minFree;
