@@ -3,7 +3,7 @@
 // checks five times as often. An interval that would never check is refused.
 import { describe, expect, it } from 'vitest';
 import { DiskSpaceError, MemoryLimitError } from '../src/errors';
-import { DiskSpaceGuard, MemoryGuard, ResourceGuard } from '../src/guards';
+import { DiskSpaceGuard, GuardClosedError, MemoryGuard, ResourceGuard } from '../src/guards';
 
 function memory(rss = 0) {
   const state = { rss, reads: 0 };
@@ -133,6 +133,8 @@ describe('MemoryGuard: checks every N operations', () => {
     const f = memory(10);
     const guard = new MemoryGuard({ hardLimit: 1000, heap: false, checkInterval: 1, source: f.source });
     guard.close();
+    expect(() => guard.recordOperation()).toThrow(GuardClosedError);
+    expect(() => guard.check()).toThrow(GuardClosedError);
     expect(() => guard.recordOperation()).toThrow(expect.objectContaining({ code: 'ERR_GUARD_CLOSED' }));
     expect(guard.stats().operations).toBe(0);
   });
@@ -230,5 +232,45 @@ describe('ResourceGuard: recordOperation', () => {
     expect(() => ResourceGuard.optionsFromEnv({ RESOURCE_GUARD_MEMORY_CHECK_INTERVAL: '0' })).toThrow(
       expect.objectContaining({ code: expect.stringMatching(/^ERR_/) }),
     );
+  });
+});
+
+describe('builder steps keep the operation interval', () => {
+  const src = { read: () => ({ available: 1e12, total: 1e13 }) };
+
+  it('withDisk over an aggressive disk guard does not divide again, and aggressive: false undoes it', () => {
+    const g = new ResourceGuard({ memory: false, cpu: false, degradation: false });
+    try {
+      g.withDisk({ path: '/tmp', checkInterval: 100, aggressive: true, source: src });
+      expect(g.disk!.limits.checkInterval).toBe(20);
+      g.withDisk({ aggressive: true });
+      expect(g.disk!.limits.checkInterval).toBe(20);
+      g.withDisk({ minFree: 1 });
+      expect(g.disk!.limits.checkInterval).toBe(20);
+      g.withDisk({ aggressive: false });
+      expect(g.disk!.limits.checkInterval).toBe(100);
+    } finally {
+      g.close();
+    }
+  });
+
+  it('withMemory over a memory guard the caller gave keeps its operation interval', () => {
+    const mg = new MemoryGuard({ hardLimit: 1e12, heap: false, checkInterval: 7, source: { rss: () => 1 } });
+    const g = new ResourceGuard({ memory: mg, cpu: false, degradation: false });
+    try {
+      g.withMemory({ softLimit: 1e11 });
+      expect(g.memory!.limits.checkInterval).toBe(7);
+    } finally {
+      g.close();
+      mg.close();
+    }
+  });
+
+  it('an operation interval from the environment above 2^31 is refused, naming the variable', () => {
+    for (const key of ['RESOURCE_GUARD_MEMORY_CHECK_INTERVAL', 'RESOURCE_GUARD_DISK_CHECK_INTERVAL']) {
+      expect(() => ResourceGuard.optionsFromEnv({ [key]: '3000000000' })).toThrow(
+        expect.objectContaining({ code: 'ERR_OUT_OF_RANGE', message: expect.stringContaining(key) }),
+      );
+    }
   });
 });

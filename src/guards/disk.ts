@@ -279,6 +279,8 @@ export class DiskSpaceGuard extends EventEmitter<DiskSpaceGuardEvents> {
     const softFree = optionalSize(o.softFree, 'options.softFree') ?? Math.min(minFree * 5, Number.MAX_SAFE_INTEGER);
     const reserve = optionalSize(o.reserve, 'options.reserve') ?? 0;
     const interval = operationInterval(o.checkInterval, o.aggressive, 'options');
+    // As given (validated above), for the spec a builder step copies.
+    const givenInterval = o.checkInterval === undefined ? 100 : o.checkInterval;
     const source = o.source === undefined ? null : validateSource<DiskSource>(o.source, 'options.source', ['read']);
     const refreshMs = o.refreshMs === undefined ? 1000 : validateNumber(o.refreshMs, 'options.refreshMs', 0, 2 ** 31 - 1);
     const clock = optionalClock(o.clock, 'options.clock');
@@ -293,9 +295,10 @@ export class DiskSpaceGuard extends EventEmitter<DiskSpaceGuardEvents> {
     this.#source = source;
     this.#refreshMs = refreshMs;
     this.#clock = clock ?? monotonicClock;
-    // The interval kept is the effective one, so a copy made from this spec
-    // does not divide it again.
-    const spec: DiskSpaceGuardOptions = { path: this.path, minFree, reserve, checkInterval: interval, refreshMs };
+    // The interval as given and the aggressive flag, so a copy made from this
+    // spec with other options divides once, or not at all with aggressive: false.
+    const spec: DiskSpaceGuardOptions = { path: this.path, minFree, reserve, checkInterval: givenInterval, refreshMs };
+    if (o.aggressive === true) spec.aggressive = true;
     if (o.softFree !== undefined) spec.softFree = softFree;
     if (source !== null) spec.source = source;
     if (clock !== undefined) spec.clock = clock;

@@ -136,12 +136,14 @@ export function envFraction(env: Record<string, string | undefined>, key: string
 }
 
 /** A non-negative integer from a variable. */
-export function envInteger(env: Record<string, string | undefined>, key: string, min = 0): number | undefined {
+export function envInteger(env: Record<string, string | undefined>, key: string, min = 0, max = Number.MAX_SAFE_INTEGER): number | undefined {
   const raw = env[key];
   if (raw === undefined || raw.trim() === '') return undefined;
   if (!/^\s*\d+\s*$/.test(raw)) throw new InvalidArgValueError(key, raw, 'must be a whole number');
   const value = Number(raw);
-  if (!Number.isSafeInteger(value) || value < min) throw new OutOfRangeError(key, `an integer >= ${min}`, raw);
+  if (!Number.isSafeInteger(value) || value < min || value > max) {
+    throw new OutOfRangeError(key, max === Number.MAX_SAFE_INTEGER ? `an integer >= ${min}` : `an integer from ${min} to ${max}`, raw);
+  }
   return value;
 }
 

@@ -16,7 +16,7 @@
 import { EventEmitter } from 'node:events';
 import * as v8 from 'node:v8';
 import { isMainThread, resourceLimits } from 'node:worker_threads';
-import { MemoryLimitError, ResourceError, formatBytes } from '../errors';
+import { MemoryLimitError, formatBytes } from '../errors';
 import {
   SnapshotField,
   acquireSampler,
@@ -29,6 +29,7 @@ import {
 } from '../sampler';
 import { parseSize, validateBoolean, validateInteger, validateNumber, validateObject } from '../validate';
 import {
+  GuardClosedError,
   MiB,
   type Clock,
   monotonicClock,
@@ -421,7 +422,7 @@ export class MemoryGuard extends EventEmitter<MemoryGuardEvents> {
    * the status. Never throws for a breach; see {@link MemoryGuard.assert}.
    */
   check(): MemoryGuardStatus {
-    if (this.#closed) throw new ResourceError('ERR_GUARD_CLOSED', 'This MemoryGuard is closed');
+    if (this.#closed) throw new GuardClosedError('MemoryGuard');
     this.#checks++;
     let rss: number;
     let heap: HeapReading | null = null;
@@ -460,7 +461,7 @@ export class MemoryGuard extends EventEmitter<MemoryGuardEvents> {
    * `ERR_GUARD_CLOSED` (counting nothing) once closed.
    */
   recordOperation(): void {
-    if (this.#closed) throw new ResourceError('ERR_GUARD_CLOSED', 'This MemoryGuard is closed');
+    if (this.#closed) throw new GuardClosedError('MemoryGuard');
     this.#operations++;
     if (--this.#opsUntilCheck <= 0) {
       this.#opsUntilCheck = this.#opsInterval;

@@ -227,7 +227,7 @@ export class ResourceGuard extends EventEmitter<ResourceGuardEvents> {
     if (hard !== undefined) memory.hardLimit = hard;
     if (soft !== undefined) memory.softLimit = soft;
     if (growth !== undefined) memory.growthRateThreshold = growth;
-    const memoryInterval = envInteger(e, 'RESOURCE_GUARD_MEMORY_CHECK_INTERVAL', 1);
+    const memoryInterval = envInteger(e, 'RESOURCE_GUARD_MEMORY_CHECK_INTERVAL', 1, 2 ** 31);
     const aggressive = envBoolean(e, 'RESOURCE_GUARD_AGGRESSIVE_CHECKS');
     if (memoryInterval !== undefined) memory.checkInterval = memoryInterval;
     if (aggressive !== undefined) memory.aggressive = aggressive;
@@ -237,7 +237,7 @@ export class ResourceGuard extends EventEmitter<ResourceGuardEvents> {
     const minFree = envSize(e, 'RESOURCE_GUARD_DISK_MIN_FREE');
     const softFree = envSize(e, 'RESOURCE_GUARD_DISK_SOFT_FREE');
     const reserve = envSize(e, 'RESOURCE_GUARD_DISK_RESERVE');
-    const interval = envInteger(e, 'RESOURCE_GUARD_DISK_CHECK_INTERVAL', 1);
+    const interval = envInteger(e, 'RESOURCE_GUARD_DISK_CHECK_INTERVAL', 1, 2 ** 31);
     if (path !== undefined && path.trim() !== '') disk.path = path;
     if (minFree !== undefined) disk.minFree = minFree;
     if (softFree !== undefined) disk.softFree = softFree;
@@ -782,7 +782,8 @@ function memoryOptions(value: unknown, base: object | null, name: string): Memor
     // A guard the caller gave: its limits, with the soft ones re-derived
     // when this step names the hard one.
     const l = base.limits;
-    from = { hardLimit: l.hardLimit, growthRateThreshold: l.growthRateThreshold, growthWindowMs: l.growthWindowMs };
+    // checkInterval is the one in force (after any aggressive division).
+    from = { hardLimit: l.hardLimit, growthRateThreshold: l.growthRateThreshold, growthWindowMs: l.growthWindowMs, checkInterval: l.checkInterval };
     if (o.hardLimit === undefined) from.softLimit = l.softLimit;
   } else if (base !== null) {
     from = base as MemoryGuardOptions;
