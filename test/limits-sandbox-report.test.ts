@@ -187,6 +187,47 @@ describe('the usage report carries the sandbox figures', () => {
     }
   });
 
+  test('meter use after the task has ended is not counted', async () => {
+    // The task returns at once and leaves a loop behind that keeps growing;
+    // the figures are taken when the task ends, before any of it runs
+    // (setImmediate callbacks come after the promise jobs that end the task).
+    const { value, report } = await runWithLimits(
+      (lib: string) => {
+        const m = (require(lib) as Lib).taskSandbox().memory!;
+        m.grow(5);
+        const again = (): void => {
+          m.grow(1);
+          setImmediate(again);
+        };
+        setImmediate(again);
+        return 1;
+      },
+      {},
+      { input: LIB, sandbox: { memoryGrowthRate: { bytes: 1e9, windowMs: 1000 } } },
+    );
+    expect(value).toBe(1);
+    expect(report.sandbox.memoryGrowth).toBe(5);
+    expect(report.sandbox.lastActivity).toBeLessThanOrEqual(report.wallTime);
+  });
+
+  test('an open that failed counts neither in the open files nor in their peak', async () => {
+    const { value, report } = await runWithLimits(
+      (_i: unknown, ctx) => {
+        let code = '';
+        try {
+          ctx.io.openSync('/nonexistent-dir-of-rg/x', 'r');
+        } catch (err) {
+          code = (err as { code: string }).code;
+        }
+        return { code, open: ctx.io.openFiles, peak: ctx.io.peakOpenFiles };
+      },
+      {},
+      { sandbox: { openFiles: 3 } },
+    );
+    expect(value).toEqual({ code: 'ENOENT', open: 0, peak: 0 });
+    expect(report.sandbox.openFilesPeak).toBe(0);
+  });
+
   test('figures published before the run ends the worker from outside are in the report', async () => {
     // The task grows, leaves a marker file, then waits; the test aborts the
     // run once the marker is there, so the order does not depend on timing.
@@ -205,8 +246,12 @@ describe('the usage report carries the sandbox figures', () => {
         { input: { lib: LIB, marker }, signal: controller.signal, sandbox: { idleTimeout: 600_000, memoryGrowthRate: { bytes: 1000, windowMs: 600_000 } } },
       ),
     );
+    let settled = false;
+    void run.then(() => (settled = true));
     try {
-      while (!fs.existsSync(marker)) await new Promise((r) => setTimeout(r, 10));
+      // Stops waiting if the run ends first (the task failed): the assertions
+      // below then show its error.
+      while (!settled && !fs.existsSync(marker)) await new Promise((r) => setTimeout(r, 10));
       controller.abort();
       const err = await run;
       expect(err).toBeInstanceOf(TaskAbortedError);

@@ -113,10 +113,20 @@ export class IoMeter {
    */
   acquireFiles(n = 1): void {
     amountOf(n, 'n');
+    this.#reserveFiles(n);
+    this.#opened();
+  }
+
+  /** Takes `n` places under the limit (refused whole above it); the peak waits for the open to succeed. */
+  #reserveFiles(n: number): void {
     if (this.#openFiles + n > this.openFilesLimit) {
       this.#fail(new CountLimitError('ERR_OPEN_FILES_LIMIT', 'open files', this.openFilesLimit, this.#openFiles, n));
     }
     this.#openFiles += n;
+  }
+
+  /** Files were opened: the peak and the activity stamp follow. An open that failed counts for neither. */
+  #opened(): void {
     if (this.#openFiles > this.#peakOpenFiles) this.#peakOpenFiles = this.#openFiles;
     this.#onActivity?.();
   }
@@ -131,7 +141,7 @@ export class IoMeter {
 
   /** `fs.openSync`, counted against the open-files limit until {@link closeSync}. */
   openSync(file: fs.PathLike, flags?: fs.OpenMode, mode?: fs.Mode): number {
-    this.acquireFiles(1);
+    this.#reserveFiles(1);
     let fd: number;
     try {
       fd = fs.openSync(file, flags ?? 'r', mode);
@@ -140,6 +150,7 @@ export class IoMeter {
       throw err;
     }
     this.#fds.add(fd);
+    this.#opened();
     return fd;
   }
 
@@ -156,7 +167,7 @@ export class IoMeter {
    * handle's `close()` (counted once, however often it is called).
    */
   async open(file: fs.PathLike, flags?: string | number, mode?: fs.Mode): Promise<fsp.FileHandle> {
-    this.acquireFiles(1);
+    this.#reserveFiles(1);
     let handle: fsp.FileHandle;
     try {
       handle = await fsp.open(file, flags, mode);
@@ -164,6 +175,7 @@ export class IoMeter {
       this.#openFiles--;
       throw err;
     }
+    this.#opened();
     const close = handle.close.bind(handle);
     let released = false;
     handle.close = async () => {

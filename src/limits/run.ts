@@ -52,7 +52,7 @@ import { AlertTracker, resolveThresholds, type AlertThresholds } from './alerts'
 import type { TaskFunction } from './context';
 import { CpuTimeError, TaskAbortedError, TaskCrashedError, TimeoutError } from './errors';
 import { resolveLimits } from './profiles';
-import { idleBreach, resolveSandbox, sandboxUsage, type SandboxOptions, type SandboxSettings } from './sandbox';
+import { SANDBOX_SLOTS, idleBreach, resolveSandbox, sandboxUsage, type SandboxOptions, type SandboxSettings } from './sandbox';
 import { TYPED_CODES, rebuildError } from './rebuild';
 import { Slot, SLOTS, currentTid, errorToData, threadCpuNs, type FinalUsage, type TaskSpec, type WorkerData, type WorkerMessage } from './shared';
 import type { Alert, ExitReason, LimitedResource, Limits, ProfileName, ResolvedLimits, Usage, UsageReport } from './types';
@@ -377,6 +377,8 @@ class LimitedRun {
   readonly #t0 = performance.now();
   /** Task start on this thread's clock, or null before the worker starts the task. */
   #startedAt: number | null = null;
+  /** The sandbox slots' values when the run ended (see #decide), in SANDBOX_SLOTS order. */
+  #metersAtEnd: number[] | null = null;
   #rss0 = 0;
   #cpu0Ns = NaN;
   #elu0 = 0;
@@ -724,6 +726,10 @@ class LimitedRun {
     if (this.#outcome !== null) return;
     this.#outcome = outcome;
     this.#decidedAt = performance.now();
+    // The sandbox figures as the run ends: what the task's meters granted
+    // after this (timers a finished task left behind, until terminate()
+    // takes effect) does not count.
+    this.#metersAtEnd = this.#final?.meters ?? Array.from(SANDBOX_SLOTS, (i) => this.#view[i]!);
     clearTimeout(this.#startupTimer);
     clearTimeout(this.#taskTimer);
     clearInterval(this.#checkTimer);
@@ -818,7 +824,7 @@ class LimitedRun {
       alerts: this.#alertLog,
       checks: this.#checks,
       limits: this.#limits,
-      sandbox: sandboxUsage(this.#opts.sandbox, v, started === null ? null : performance.timeOrigin + started),
+      sandbox: sandboxUsage(this.#opts.sandbox, this.#metersAtEnd ?? Array.from(SANDBOX_SLOTS, (i) => v[i]!), started === null ? null : performance.timeOrigin + started),
       error: e === undefined ? null : { name: e.name, code: codeOf(e), message: e.message },
     };
   }

@@ -186,24 +186,39 @@ function publishMeters(view: Float64Array, m: TaskSandbox): void {
 
 /**
  * The sandbox part of a run's usage report, from the figures the task's
- * meters published into the run's shared memory.
+ * meters published into the run's shared memory, as they stood when the
+ * task ended (`meters`: the values of {@link SANDBOX_SLOTS}, in order).
  */
-export function sandboxUsage(s: SandboxSettings | null, view: Float64Array, startEpoch: number | null): SandboxUsage {
-  const last = view[ACTIVITY_SLOT]!;
+export function sandboxUsage(s: SandboxSettings | null, meters: readonly number[], startEpoch: number | null): SandboxUsage {
+  const at = (slot: number): number => meters[SANDBOX_SLOTS.indexOf(slot as (typeof SANDBOX_SLOTS)[number])]!;
+  const last = at(ACTIVITY_SLOT);
   return {
     limits: s,
-    memoryGrowth: view[Slot.memoryGrowth]!,
+    memoryGrowth: at(Slot.memoryGrowth),
     memoryGrowthUnit: s?.memoryGrowthRate?.unit ?? null,
-    threadsStarted: view[Slot.threadsStarted]!,
-    threadsPeak: view[Slot.threadsPeak]!,
-    openFilesPeak: view[Slot.openFilesPeak]!,
-    networkRequests: view[Slot.networkRequests]!,
-    networkBytesSent: view[Slot.networkBytesSent]!,
-    networkBytesReceived: view[Slot.networkBytesReceived]!,
-    networkConnectionsPeak: view[Slot.networkConnectionsPeak]!,
+    threadsStarted: at(Slot.threadsStarted),
+    threadsPeak: at(Slot.threadsPeak),
+    openFilesPeak: at(Slot.openFilesPeak),
+    networkRequests: at(Slot.networkRequests),
+    networkBytesSent: at(Slot.networkBytesSent),
+    networkBytesReceived: at(Slot.networkBytesReceived),
+    networkConnectionsPeak: at(Slot.networkConnectionsPeak),
     lastActivity: last > 0 && startEpoch !== null ? Math.max(0, last - startEpoch) : null,
   };
 }
+
+/** The slots of the run's shared memory that sandboxUsage() reads, the activity stamp included. */
+export const SANDBOX_SLOTS = [
+  Slot.openFilesPeak,
+  Slot.threadsStarted,
+  Slot.threadsPeak,
+  Slot.memoryGrowth,
+  Slot.networkRequests,
+  Slot.networkBytesSent,
+  Slot.networkBytesReceived,
+  Slot.networkConnectionsPeak,
+  ACTIVITY_SLOT,
+] as const;
 
 /** Stamps activity at `epochMs`. */
 function finiteTime(value: unknown, name: string): void {

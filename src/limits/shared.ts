@@ -5,8 +5,9 @@
  *
  * The worker writes the counters; the parent only reads them. Each slot is an
  * aligned 8-byte float written whole, so a reader sees an old or a new value,
- * never a torn one; the figures are for monitoring and the final report comes
- * by message.
+ * never a torn one. The final figures come by message when the task ends
+ * (the sandbox meters' included); a run ended from outside reports what the
+ * slots held when it ended.
  *
  * This module must not load the native addon: the task worker imports it.
  *
@@ -90,6 +91,8 @@ export interface FinalUsage {
   ioRead: number;
   budgetReserved: number;
   budgetPeak: number;
+  /** The sandbox meters' slots at the task's end, in `SANDBOX_SLOTS` order (sandbox.ts). */
+  meters: number[];
 }
 
 export type WorkerMessage =

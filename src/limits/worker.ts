@@ -34,7 +34,7 @@ import {
   type WorkerMessage,
 } from './shared';
 import type { ResolvedLimits } from './types';
-import { markActivity, sandboxIoOptions, type SandboxSettings } from './sandbox';
+import { SANDBOX_SLOTS, markActivity, sandboxIoOptions, type SandboxSettings } from './sandbox';
 
 if (isMainThread || parentPort === null) {
   throw new Error('resource-guard: limits/worker.js is the entry point of a task worker; runWithLimits starts it');
@@ -75,6 +75,7 @@ function finalUsage(fuel: Fuel, io: IoMeter): FinalUsage {
     ioRead: io.read,
     budgetReserved: view[Slot.budgetReserved]!,
     budgetPeak: view[Slot.budgetPeak]!,
+    meters: Array.from(SANDBOX_SLOTS, (i) => view[i]!),
   };
 }
 
