@@ -41,15 +41,20 @@ function connect(port) {
         buffered += chunk;
         let nl;
         while ((nl = buffered.indexOf('\n')) >= 0 && waiters.length > 0) {
-          waiters.shift()(buffered.slice(0, nl));
+          waiters.shift().resolve(buffered.slice(0, nl));
           buffered = buffered.slice(nl + 1);
         }
+      });
+      // A connection that goes away fails the questions still waiting on it.
+      socket.on('close', () => {
+        for (const w of waiters.splice(0)) w.reject(new Error('connection closed before the answer'));
       });
       resolve({
         socket,
         buffer: Buffer.allocUnsafe(BUFFER),
-        ask: (line) => new Promise((res) => {
-          waiters.push(res);
+        ask: (line) => new Promise((res, rej) => {
+          if (socket.destroyed) return rej(new Error('connection closed'));
+          waiters.push({ resolve: res, reject: rej });
           socket.write(`${line}\n`);
         }),
       });
@@ -66,6 +71,7 @@ async function main() {
     {
       create: () => connect(port),
       destroy: (conn) => new Promise((resolve) => {
+        if (conn.socket.destroyed) return resolve(); // already gone (the server closed it)
         conn.socket.once('close', resolve);
         conn.socket.end();
       }),
@@ -81,43 +87,47 @@ async function main() {
       resourceSize: BUFFER, // reserved before create(): a refusal makes nothing
     },
   );
-  await pool.ready();
-
-  // 40 requests at once on 4 connections; some connections pass their
-  // lifetime on the way and are replaced.
-  const words = Array.from({ length: 40 }, (_, i) => `word-${i}`);
-  const answers = await Promise.all(
-    words.map((w, i) =>
-      pool.use(async (conn) => {
-        if (i % 10 === 0) await new Promise((r) => setTimeout(r, 60)); // a slow request
-        return conn.ask(w);
-      }),
-    ),
-  );
-  console.log(answers.slice(0, 3).join(' '), '…', answers.length, 'answers');
-  if (!answers.every((a, i) => a === words[i].toUpperCase())) throw new Error('a wrong answer');
-
-  // Every connection lent and a request that may wait 20 ms: a timeout.
-  const held = await Promise.all([1, 2, 3, 4].map(() => pool.acquire()));
   try {
-    await pool.acquire({ timeout: 20 });
-  } catch (err) {
-    if (!(err instanceof PoolTimeoutError)) throw err;
-    console.log(`${err.code}: waited ${Math.round(err.waited)} ms with ${err.inUse} of ${err.max} lent`);
+    await pool.ready();
+
+    // 40 requests at once on 4 connections; some connections pass their
+    // lifetime on the way and are replaced.
+    const words = Array.from({ length: 40 }, (_, i) => `word-${i}`);
+    const answers = await Promise.all(
+      words.map((w, i) =>
+        pool.use(async (conn) => {
+          if (i % 10 === 0) await new Promise((r) => setTimeout(r, 60)); // a slow request
+          return conn.ask(w);
+        }),
+      ),
+    );
+    console.log(answers.slice(0, 3).join(' '), '…', answers.length, 'answers');
+    if (!answers.every((a, i) => a === words[i].toUpperCase())) throw new Error('a wrong answer');
+
+    // Every connection lent and a request that may wait 20 ms: a timeout.
+    const held = await Promise.all([1, 2, 3, 4].map(() => pool.acquire()));
+    try {
+      await pool.acquire({ timeout: 20 });
+    } catch (err) {
+      if (!(err instanceof PoolTimeoutError)) throw err;
+      console.log(`${err.code}: waited ${Math.round(err.waited)} ms with ${err.inUse} of ${err.max} lent`);
+    }
+    for (const conn of held) pool.release(conn);
+
+    const m = pool.metrics();
+    console.log(
+      `requests ${m.requests}, successes ${m.successes}, timeouts ${m.timeouts}, errors ${m.errors};`,
+      `created ${m.created}, destroyed ${m.destroyed}; budget ${budget.used / BUFFER} buffers charged`,
+    );
+    console.log(`health ${pool.health().status} (score ${pool.health().score.toFixed(1)})`);
+  } finally {
+    // However the work ended: wait for the loans, destroy every connection
+    // and give the bytes back, then stop the server.
+    await pool.close();
+    console.log(`after close: ${budget.used} bytes charged, ${pool.metrics().size} connections`);
+    budget.close();
+    await new Promise((resolve) => server.close(resolve));
   }
-  for (const conn of held) pool.release(conn);
-
-  const m = pool.metrics();
-  console.log(
-    `requests ${m.requests}, successes ${m.successes}, timeouts ${m.timeouts}, errors ${m.errors};`,
-    `created ${m.created}, destroyed ${m.destroyed}; budget ${budget.used / BUFFER} buffers charged`,
-  );
-  console.log(`health ${pool.health().status} (score ${pool.health().score.toFixed(1)})`);
-
-  await pool.close(); // waits for loans, destroys every connection, gives the bytes back
-  console.log(`after close: ${budget.used} bytes charged, ${pool.metrics().size} connections`);
-  budget.close();
-  await new Promise((resolve) => server.close(resolve));
 }
 
 main().catch((err) => {
