@@ -309,21 +309,24 @@ export class LimitedAllocator extends EventEmitter {
    * or empty: `RESOURCE_GUARD_MEMORY_LIMIT`, a size with a unit ('512MiB',
    * '2Gi'), or its legacy name `RESOURCE_GUARD_MEMORY_LIMIT_MB`, a plain
    * number of MiB (decimals allowed); both set is refused. With
-   * `options.variable`, that variable alone is read, as a plain number of
-   * MiB. A malformed value is refused with `ERR_INVALID_ARG_VALUE` naming
+   * `options.variable` naming another variable, that variable alone is read,
+   * as a plain number of MiB. A malformed value is refused with `ERR_INVALID_ARG_VALUE` naming
    * the variable, rather than read as far as it parses.
    */
   static fromEnv(options: FromEnvOptions = {}): LimitedAllocator {
     validateObject<FromEnvOptions>(options, 'options');
-    const variable = options.variable ?? 'RESOURCE_GUARD_MEMORY_LIMIT_MB';
-    validateString(variable, 'options.variable');
+    const named = options.variable === undefined ? LEGACY_VARIABLE : validateString(options.variable, 'options.variable');
+    // The library's own names are read as a pair whichever of them is named;
+    // any other variable alone, as a number of MiB.
+    const pair = named === LEGACY_VARIABLE || named === SIZE_VARIABLE;
+    const variable = pair ? LEGACY_VARIABLE : named;
     const env = options.env === undefined ? process.env : options.env;
     validateObject(env, 'options.env');
     const defaultMB = options.defaultMB ?? 512;
     validateNumber(defaultMB, 'options.defaultMB', 0, Number.MAX_SAFE_INTEGER / MIB);
     const raw: unknown = env[variable];
     if (raw !== undefined && typeof raw !== 'string') throw new InvalidArgTypeError(`options.env.${variable}`, 'of type string', raw);
-    const sized: unknown = options.variable === undefined ? env[SIZE_VARIABLE] : undefined;
+    const sized: unknown = pair ? env[SIZE_VARIABLE] : undefined;
     if (sized !== undefined && typeof sized !== 'string') throw new InvalidArgTypeError(`options.env.${SIZE_VARIABLE}`, 'of type string', sized);
     const rawGiven = raw !== undefined && raw.trim() !== '';
     const sizedGiven = sized !== undefined && sized.trim() !== '';
@@ -810,6 +813,8 @@ export class BufferLease {
 const MIB = 1024 * 1024;
 /** The variable LimitedAllocator.fromEnv() reads first: a size with a unit. */
 const SIZE_VARIABLE = 'RESOURCE_GUARD_MEMORY_LIMIT';
+/** Its legacy name: a plain number of MiB. */
+const LEGACY_VARIABLE = 'RESOURCE_GUARD_MEMORY_LIMIT_MB';
 
 function readOptions(options: AllocatorOptions | undefined): Readonly<PressureThresholds> {
   if (options === undefined) return DEFAULT_THRESHOLDS;

@@ -39,7 +39,8 @@ describe('ResourceGuard.optionsFromEnv sizes', () => {
     const err = thrown(() => ResourceGuard.optionsFromEnv({ RESOURCE_GUARD_MEMORY_LIMIT: '512' }));
     expect(err?.code).toBe('ERR_INVALID_ARG_VALUE');
     expect(err?.message).toContain('RESOURCE_GUARD_MEMORY_LIMIT');
-    expect(err?.message).toMatch(/MiB/);
+    expect(err?.message).toMatch(/'512MiB'/);
+    expect(err?.message).not.toMatch(/pass the number/);
   });
 
   test('legacy *_MB names: a bare number is MiB, a unit is honoured', () => {
@@ -75,6 +76,18 @@ describe('LimitedAllocator.fromEnv sizes', () => {
     const err = thrown(() => LimitedAllocator.fromEnv({ env: { RESOURCE_GUARD_MEMORY_LIMIT: '3MiB', RESOURCE_GUARD_MEMORY_LIMIT_MB: '3' } }));
     expect(err?.code).toBe('ERR_INVALID_ARG_VALUE');
     expect(err?.message).toContain('RESOURCE_GUARD_MEMORY_LIMIT_MB');
+  });
+
+  test("naming either of the library's variables reads the pair, each in its own way", () => {
+    const a = LimitedAllocator.fromEnv({ variable: 'RESOURCE_GUARD_MEMORY_LIMIT', env: { RESOURCE_GUARD_MEMORY_LIMIT: '512MiB' } });
+    open.push(a);
+    expect(a.limit).toBe(512 * MiB);
+    const b = LimitedAllocator.fromEnv({ variable: 'RESOURCE_GUARD_MEMORY_LIMIT_MB', env: { RESOURCE_GUARD_MEMORY_LIMIT: '8MiB' } });
+    open.push(b);
+    expect(b.limit).toBe(8 * MiB);
+    expect(thrown(() => LimitedAllocator.fromEnv({ variable: 'RESOURCE_GUARD_MEMORY_LIMIT', env: { RESOURCE_GUARD_MEMORY_LIMIT: '512' } }))?.code).toBe(
+      'ERR_INVALID_ARG_VALUE',
+    );
   });
 
   test('an explicit variable is read alone, as MiB', () => {

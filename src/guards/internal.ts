@@ -103,7 +103,17 @@ export function envSize(env: Record<string, string | undefined>, key: string): n
   if (given && oldGiven) {
     throw new InvalidArgValueError(legacy, old, `cannot be set together with ${key} (${JSON.stringify(raw)}); keep ${key} only`);
   }
-  if (given) return parseSize(raw.trim(), key);
+  if (given) {
+    const text = raw.trim();
+    if (/^\d+(\.\d+)?$/.test(text)) {
+      throw new InvalidArgValueError(
+        key,
+        raw,
+        `has no unit: write '${text}MiB' or '${text}Mi' (2^20 bytes each), '${text}MB' (10^6 bytes each) or '${text}B' for bytes; the legacy ${legacy} counts a bare number in MiB`,
+      );
+    }
+    return parseSize(text, key);
+  }
   return oldGiven ? envMegabytes(env, legacy) : undefined;
 }
 
