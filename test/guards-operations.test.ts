@@ -173,16 +173,22 @@ describe('DiskSpaceGuard: aggressive checks', () => {
   });
 });
 
+/** A ResourceGuard over injected memory (RSS 10 of 1000) and disk (10,000 free, minimum 1000) sources. */
+function resourcePair(memoryInterval: number, diskInterval: number) {
+  const m = memory(10);
+  const d = disk(10_000);
+  const guard = new ResourceGuard({
+    memory: { hardLimit: 1000, heap: false, checkInterval: memoryInterval, source: m.source },
+    disk: { path: '/data', minFree: 1000, softFree: 2000, checkInterval: diskInterval, source: d.source },
+    cpu: false,
+    degradation: false,
+  });
+  return { m, d, guard };
+}
+
 describe('ResourceGuard: recordOperation', () => {
   it('counts one operation on the memory and disk guards, each checking on its own interval', () => {
-    const m = memory(10);
-    const d = disk(10_000);
-    const guard = new ResourceGuard({
-      memory: { hardLimit: 1000, heap: false, checkInterval: 2, source: m.source },
-      disk: { path: '/data', minFree: 1000, softFree: 2000, checkInterval: 3, source: d.source },
-      cpu: false,
-      degradation: false,
-    });
+    const { m, d, guard } = resourcePair(2, 3);
     try {
       guard.recordOperation(100);
       guard.recordOperation(100);
@@ -201,14 +207,7 @@ describe('ResourceGuard: recordOperation', () => {
   });
 
   it('a rejected byte count changes no counter on either guard', () => {
-    const m = memory(10);
-    const d = disk(10_000);
-    const guard = new ResourceGuard({
-      memory: { hardLimit: 1000, heap: false, checkInterval: 1, source: m.source },
-      disk: { path: '/data', minFree: 1000, softFree: 2000, checkInterval: 1, source: d.source },
-      cpu: false,
-      degradation: false,
-    });
+    const { m, d, guard } = resourcePair(1, 1);
     try {
       for (const bad of [-1, NaN, 0.5, '1 furlong', null]) {
         expect(() => guard.recordOperation(bad as number)).toThrow(expect.objectContaining({ code: expect.stringMatching(/^ERR_/) }));
