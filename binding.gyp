@@ -5,6 +5,7 @@
       "sources": [
         "native/addon.cc",
         "native/core/shared.cc",
+        "native/core/machine.cc",
         "native/core/platform_linux.cc",
         "native/core/platform_darwin.cc",
         "native/core/platform_win32.cc"

@@ -18,8 +18,10 @@
 #include <cstring>
 #include <string>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
+#include "core/machine.h"
 #include "core/platform.h"
 #include "core/shared.h"
 
@@ -105,6 +107,18 @@ class Addon : public Napi::Addon<Addon> {
         InstanceMethod("budgetPeak", &Addon::BudgetPeak),
         InstanceMethod("budgetHeld", &Addon::BudgetHeld),
         InstanceMethod("budgetCount", &Addon::BudgetCount),
+        InstanceMethod("machineOpen", &Addon::MachineOpen),
+        InstanceMethod("machineClose", &Addon::MachineClose),
+        InstanceMethod("machineReserve", &Addon::MachineReserve),
+        InstanceMethod("machineRelease", &Addon::MachineRelease),
+        InstanceMethod("machineSetLimit", &Addon::MachineSetLimit),
+        InstanceMethod("machineStats", &Addon::MachineStats),
+        InstanceMethod("machineUsed", &Addon::MachineUsed),
+        InstanceMethod("machineLimit", &Addon::MachineLimit),
+        InstanceMethod("machineHeld", &Addon::MachineHeld),
+        InstanceMethod("machineReclaim", &Addon::MachineReclaim),
+        InstanceMethod("machineDefaultDir", &Addon::MachineDefaultDir),
+        InstanceMethod("machineErrno", &Addon::MachineErrno),
     });
   }
 
@@ -124,6 +138,10 @@ class Addon : public Napi::Addon<Addon> {
     }
     rg::ledger_detach(ledger_);
     ledger_ = nullptr;
+    for (size_t i = 0; i < machines_.size(); ++i) {
+      if (machines_[i].map != nullptr) CloseMachine(i);
+    }
+    machines_.clear();
     for (const Disk& d : disks_) {
       if (d.fd >= 0) rg::disk_close(d.fd);
     }
@@ -536,6 +554,185 @@ class Addon : public Napi::Addon<Addon> {
   Napi::Value BudgetCount(const Napi::CallbackInfo& info) {
     return Napi::Number::New(info.Env(), rg::budget_count());
   }
+
+  // ---- machine-wide budgets ----------------------------------------------
+  //
+  // A handle is an index into machines_. Bytes belong to the environment
+  // that reserved them, as with process budgets: a plain handle counts in
+  // what the environment holds on that budget (machine_held_), an owned
+  // handle (an allocator's) in its own count. Closing the environment's last
+  // plain handle, or an owned handle, gives its bytes back; so does the
+  // environment's teardown, for every handle still open.
+  struct Machine {
+    rg::MachineMapping* map = nullptr;
+    bool owned = false;
+    double held = 0;  // an owned handle's bytes
+  };
+  struct MachineShare {
+    double held = 0;   // what this environment's plain handles hold
+    uint32_t opens = 0;
+  };
+
+  size_t ArgMachine(const Napi::CallbackInfo& info) {
+    if (info.Length() < 1 || !info[0].IsNumber()) throw TypeErr(info.Env(), "machine budget handle must be a number");
+    double v = info[0].As<Napi::Number>().DoubleValue();
+    if (!(v >= 0) || v >= static_cast<double>(machines_.size()) || std::floor(v) != v ||
+        machines_[static_cast<size_t>(v)].map == nullptr) {
+      throw RangeErr(info.Env(), "machine budget handle is not open");
+    }
+    return static_cast<size_t>(v);
+  }
+
+  double& MachineHeldRef(size_t h) {
+    Machine& m = machines_[h];
+    return m.owned ? m.held : machine_share_[m.map].held;
+  }
+
+  // Gives back what the handle's count holds when the handle is the last
+  // one using it, then drops the mapping.
+  void CloseMachine(size_t h) {
+    Machine& m = machines_[h];
+    double give_back = 0;
+    if (m.owned) {
+      give_back = m.held;
+    } else {
+      MachineShare& share = machine_share_[m.map];
+      if (--share.opens == 0) {
+        give_back = share.held;
+        machine_share_.erase(m.map);
+      }
+    }
+    if (give_back > 0) {
+      uint64_t after = 0;
+      rg::machine_release(m.map, static_cast<uint64_t>(give_back), &after);
+    }
+    rg::machine_unref(m.map);
+    m = Machine();
+  }
+
+  // machineOpen(dir, name, limit | undefined, owned?) -> handle (>= 0) or
+  // -MachineError; after kMachineIo, machineOpen.errno holds the cause.
+  Napi::Value MachineOpen(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 2 || !info[0].IsString() || !info[1].IsString()) {
+      throw TypeErr(env, "machine budget directory and name must be strings");
+    }
+    std::string dir = info[0].As<Napi::String>().Utf8Value();
+    std::string name = info[1].As<Napi::String>().Utf8Value();
+    bool has_limit = info.Length() > 2 && !info[2].IsUndefined();
+    uint64_t limit = has_limit ? ArgBytes(info, 2, "limit must be an integer from 0 to 2^53 - 1") : 0;
+    bool owned = info.Length() > 3 && info[3].ToBoolean().Value();
+    rg::MachineMapping* map = nullptr;
+    int sys = 0;
+    int err = rg::machine_open(dir, name, has_limit, limit, &map, &sys);
+    machine_errno_ = sys;
+    if (err != rg::kMachineOk) return Napi::Number::New(env, -err);
+    size_t h = machines_.size();
+    for (size_t i = 0; i < machines_.size(); ++i) {
+      if (machines_[i].map == nullptr) {
+        h = i;
+        break;
+      }
+    }
+    if (h == machines_.size()) machines_.emplace_back();
+    machines_[h].map = map;
+    machines_[h].owned = owned;
+    machines_[h].held = 0;
+    if (!owned) ++machine_share_[map].opens;
+    return Napi::Number::New(env, static_cast<double>(h));
+  }
+
+  Napi::Value MachineClose(const Napi::CallbackInfo& info) {
+    CloseMachine(ArgMachine(info));
+    return info.Env().Undefined();
+  }
+
+  // machineReserve(h, bytes) -> the usage after (>= 0) or -MachineError.
+  Napi::Value MachineReserve(const Napi::CallbackInfo& info) {
+    size_t h = ArgMachine(info);
+    uint64_t bytes = ArgBytes(info, 1, "bytes must be an integer from 0 to 2^53 - 1");
+    uint64_t after = 0;
+    int err = rg::machine_reserve(machines_[h].map, bytes, &after);
+    if (err != rg::kMachineOk) return Napi::Number::New(info.Env(), -err);
+    MachineHeldRef(h) += static_cast<double>(bytes);
+    return Napi::Number::New(info.Env(), static_cast<double>(after));
+  }
+
+  // machineRelease(h, bytes) -> the usage after (>= 0) or -MachineError;
+  // at most what the handle's count holds.
+  Napi::Value MachineRelease(const Napi::CallbackInfo& info) {
+    size_t h = ArgMachine(info);
+    uint64_t bytes = ArgBytes(info, 1, "bytes must be an integer from 0 to 2^53 - 1");
+    double& held = MachineHeldRef(h);
+    if (static_cast<double>(bytes) > held) return Napi::Number::New(info.Env(), -rg::kMachineExceedsHeld);
+    uint64_t after = 0;
+    int err = rg::machine_release(machines_[h].map, bytes, &after);
+    if (err != rg::kMachineOk) return Napi::Number::New(info.Env(), -err);
+    held -= static_cast<double>(bytes);
+    return Napi::Number::New(info.Env(), static_cast<double>(after));
+  }
+
+  Napi::Value MachineSetLimit(const Napi::CallbackInfo& info) {
+    size_t h = ArgMachine(info);
+    uint64_t limit = ArgBytes(info, 1, "limit must be an integer from 0 to 2^53 - 1");
+    return Napi::Number::New(info.Env(), rg::machine_set_limit(machines_[h].map, limit));
+  }
+
+  Napi::Value MachineStats(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    size_t h = ArgMachine(info);
+    rg::MachineStats s;
+    int err = rg::machine_stats(machines_[h].map, &s);
+    if (err != rg::kMachineOk) return Napi::Number::New(env, err);
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("used", static_cast<double>(s.used));
+    o.Set("peak", static_cast<double>(s.peak));
+    o.Set("limit", static_cast<double>(s.limit));
+    o.Set("successes", static_cast<double>(s.successes));
+    o.Set("failures", static_cast<double>(s.failures));
+    o.Set("holders", static_cast<double>(s.holders));
+    o.Set("reclaimedBytes", static_cast<double>(s.reclaimed_bytes));
+    o.Set("reclaimedProcesses", static_cast<double>(s.reclaimed_processes));
+    o.Set("processHeld", static_cast<double>(s.process_held));
+    return o;
+  }
+
+  Napi::Value MachineUsed(const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(), static_cast<double>(rg::machine_used(machines_[ArgMachine(info)].map)));
+  }
+
+  Napi::Value MachineLimit(const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(), static_cast<double>(rg::machine_limit(machines_[ArgMachine(info)].map)));
+  }
+
+  Napi::Value MachineHeld(const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(), MachineHeldRef(ArgMachine(info)));
+  }
+
+  // machineReclaim(h?) -> dead processes reclaimed on that budget, or
+  // -MachineError; without a handle, every budget of the process (-> 0).
+  Napi::Value MachineReclaim(const Napi::CallbackInfo& info) {
+    if (info.Length() < 1 || info[0].IsUndefined()) {
+      rg::machine_reclaim_all();
+      return Napi::Number::New(info.Env(), 0);
+    }
+    size_t h = ArgMachine(info);
+    int n = 0;
+    int err = rg::machine_reclaim(machines_[h].map, &n);
+    return Napi::Number::New(info.Env(), err != rg::kMachineOk ? -err : n);
+  }
+
+  Napi::Value MachineDefaultDir(const Napi::CallbackInfo& info) {
+    return Napi::String::New(info.Env(), rg::machine_default_dir());
+  }
+
+  Napi::Value MachineErrno(const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(), machine_errno_);
+  }
+
+  std::vector<Machine> machines_;
+  std::unordered_map<rg::MachineMapping*, MachineShare> machine_share_;
+  int machine_errno_ = 0;
 
   Napi::Env env_;
   rg::Ledger* ledger_ = nullptr;

@@ -26,7 +26,7 @@ node_line=${RG_EMULATED_NODE:-}
 work=$(mktemp -d "${TMPDIR:-/tmp}/rg-cross-XXXXXX")
 trap 'rm -rf "$work"' EXIT
 
-sources=(native/addon.cc native/core/shared.cc native/core/platform_linux.cc native/core/platform_darwin.cc native/core/platform_win32.cc)
+sources=(native/addon.cc native/core/shared.cc native/core/machine.cc native/core/platform_linux.cc native/core/platform_darwin.cc native/core/platform_win32.cc)
 napi_include=$(node -p "require('node-api-headers').include_dir")
 addon_api_include=$(node -p "require('node-addon-api').include_dir")
 defines=(-DNAPI_VERSION=8 -DNODE_ADDON_API_DISABLE_DEPRECATED -DNODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS -DNAPI_CPP_EXCEPTIONS -DBUILDING_NODE_EXTENSION -DNODE_GYP_MODULE_NAME=resource_guard)

@@ -30,7 +30,7 @@
 import { PRESSURE_LEVELS, type PressureLevel } from './pressure';
 import { constants as bufferConstants } from 'node:buffer';
 import { EventEmitter } from 'node:events';
-import { Budget, heldByCell, openOwned, releaseOwned, reserveValidated, type BudgetStats } from './budget';
+import { Budget, heldByCell, openOwned, releaseOwned, reserveValidated, type BudgetOpenOptions, type BudgetStats } from './budget';
 import {
   BudgetError,
   InvalidArgTypeError,
@@ -131,6 +131,13 @@ export interface AllocatorOptions {
    */
   pressureThresholds?: Partial<PressureThresholds>;
 }
+
+/**
+ * Options of {@link LimitedAllocator.shared}: with `scope: 'machine'` the
+ * budget is shared by every process of this user on the machine (see
+ * {@link BudgetOpenOptions}).
+ */
+export interface SharedAllocatorOptions extends AllocatorOptions, BudgetOpenOptions {}
 
 /** Options of {@link LimitedAllocator.fromEnv}. */
 export interface FromEnvOptions extends AllocatorOptions {
@@ -295,12 +302,13 @@ export class LimitedAllocator extends EventEmitter {
    * deliberately). Without `limit`, the budget must exist
    * (`ERR_BUDGET_NOT_FOUND`).
    */
-  static shared(name: string, limit?: Size, options?: AllocatorOptions): LimitedAllocator {
+  static shared(name: string, limit?: Size, options?: SharedAllocatorOptions): LimitedAllocator {
     validateString(name, 'name');
     const bytes = limit === undefined ? undefined : parseSize(limit, 'limit');
     readOptions(options); // validated before the budget is opened
     if (name === '') throw new OutOfRangeError('name', 'a non-empty string (use new LimitedAllocator(limit) for a private budget)', name);
-    adopting = openOwned(name, bytes);
+    const scope = options === undefined ? undefined : { scope: options.scope, directory: options.directory };
+    adopting = openOwned(name, bytes, scope);
     return new LimitedAllocator(0, options);
   }
 

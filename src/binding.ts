@@ -56,6 +56,34 @@ export interface NativeBinding {
   /** The process-wide peak, or minus an error code. */
   budgetPeak(slot: number): number;
   budgetCount(): number;
+  /** Handle (>= 0) or -code; after code 12 (I/O), machineErrno() holds the errno. */
+  machineOpen(directory: string, name: string, limit: number | undefined, owned: boolean): number;
+  machineErrno(): number;
+  machineClose(handle: number): void;
+  /** The usage right after, or -code. */
+  machineReserve(handle: number, bytes: number): number;
+  machineRelease(handle: number, bytes: number): number;
+  machineSetLimit(handle: number, limit: number): number;
+  machineStats(handle: number): NativeMachineStats | number;
+  machineUsed(handle: number): number;
+  machineLimit(handle: number): number;
+  machineHeld(handle: number): number;
+  /** Dead processes reclaimed on the budget (or, without a handle, on every one: 0); -code. */
+  machineReclaim(handle?: number): number;
+  /** '/dev/shm' where usable, else ''. */
+  machineDefaultDir(): string;
+}
+
+export interface NativeMachineStats {
+  used: number;
+  peak: number;
+  limit: number;
+  successes: number;
+  failures: number;
+  holders: number;
+  reclaimedBytes: number;
+  reclaimedProcesses: number;
+  processHeld: number;
 }
 
 export interface NativeLayout {

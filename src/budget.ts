@@ -25,9 +25,9 @@
  * @module
  */
 import { binding } from './binding';
-import { BudgetError, BudgetExceededError, InvalidArgTypeError, OutOfRangeError } from './errors';
+import { BudgetError, BudgetExceededError, InvalidArgTypeError, InvalidArgValueError, OutOfRangeError } from './errors';
 import { sharedRegion, nativeLayout } from './sampler';
-import { validateBytes, validateString } from './validate';
+import { validateBytes, validateObject, validateOneOf, validateString } from './validate';
 
 const MAX = nativeLayout.maxBudgets;
 const CELLS = nativeLayout.maxCells;
@@ -82,7 +82,7 @@ export let releaseOwned: (budget: Budget, bytes: number) => number;
  * Opens `name` ('' for a private budget) with a cell of its own.
  * @internal
  */
-export let openOwned: (name: string, limit: number | undefined) => Budget;
+export let openOwned: (name: string, limit: number | undefined, options?: BudgetOpenOptions) => Budget;
 /**
  * What the handle's cell holds (0 once closed).
  * @internal
@@ -100,6 +100,72 @@ function checkBytes(bytes: unknown): void {
 }
 
 const NATIVE_ERRORS = ['', 'over limit', 'exceeds held', 'not found', 'limit mismatch', 'too many', 'closed', 'below usage', 'width', 'bad size'];
+
+/** Options of {@link Budget.open}. */
+export interface BudgetOpenOptions {
+  /**
+   * `'process'`: shared by the threads of this process. `'machine'`: shared
+   * by every process of this user on this machine that opens the same name
+   * (see docs/budgets.md, "Machine-wide budgets"); the name must then be 1
+   * to 100 characters of `A-Z a-z 0-9 . _ -`, not starting with a dot.
+   * @default 'process'
+   */
+  scope?: 'process' | 'machine';
+  /**
+   * Machine scope: the directory that holds the budget's file. Every process
+   * that shares the budget must name the same directory. It should be
+   * memory-backed and not shared with other machines.
+   * @default '/dev/shm' where it exists, else os.tmpdir()
+   */
+  directory?: string;
+}
+
+/** Where a machine budget lives; resolved by readScope. @internal */
+export interface MachineScope {
+  directory: string;
+}
+
+/**
+ * Validates open options; null for the process scope.
+ * @internal
+ */
+export function readScope(options: BudgetOpenOptions | undefined): MachineScope | null {
+  if (options === undefined) return null;
+  validateObject(options, 'options');
+  const scope = options.scope === undefined ? 'process' : validateOneOf(options.scope, 'options.scope', ['process', 'machine'] as const);
+  if (scope === 'process') {
+    if (options.directory !== undefined) {
+      throw new InvalidArgValueError('options.directory', options.directory, "applies to scope 'machine' only");
+    }
+    return null;
+  }
+  let directory: string;
+  if (options.directory === undefined) {
+    directory = binding.machineDefaultDir() || require('node:os').tmpdir();
+  } else {
+    validateString(options.directory, 'options.directory');
+    if (options.directory === '' || options.directory.includes('\0')) {
+      throw new InvalidArgValueError('options.directory', options.directory, 'must be a directory path');
+    }
+    directory = require('node:path').resolve(options.directory);
+  }
+  return { directory };
+}
+
+type MachineOpener = (name: string, limit: number | undefined, where: MachineScope, owned: boolean) => Budget;
+let opener: MachineOpener | undefined;
+/**
+ * Set by the machine-budget module when it loads.
+ * @internal
+ */
+export function setMachineOpener(fn: MachineOpener): void {
+  opener = fn;
+}
+function machineOpener(): MachineOpener {
+  // Loaded on first use, so that a process without machine budgets does not pay for them.
+  if (opener === undefined) require('./machine-budget');
+  return opener!;
+}
 
 /** Statistics of a budget, process-wide. */
 export interface BudgetStats {
@@ -155,11 +221,11 @@ export class Budget {
       return budget._reserve(bytes);
     };
     releaseOwned = (budget, bytes) => (budget.#closed ? -2 : budget._release(bytes));
-    openOwned = (name, limit) => Budget.#open(name, limit, true);
-    heldByCell = (budget) => {
-      if (budget.#closed || budget.#cell < 0) return 0;
-      return FAST ? LEDGER[CELL0 + budget.#cell]! : binding.budgetHeld(budget.slot, budget.#cell);
+    openOwned = (name, limit, options) => {
+      const where = readScope(options);
+      return where !== null ? machineOpener()(name, limit, where, true) : Budget.#open(name, limit, true);
     };
+    heldByCell = (budget) => (budget.#closed ? 0 : budget._ownHeld());
   }
 
   /** Use {@link Budget.open} or {@link Budget.create}. */
@@ -170,8 +236,20 @@ export class Budget {
     this.#narrow = narrow;
     this.#used = narrow ? BASE32 + slot * SLOT_WORDS32 + LOW : BASE64 + slot * SLOT_WORDS64;
     this.#limit = BASE64 + slot * SLOT_WORDS64 + 2;
+    // A machine budget (slot -1) keeps no slot of the process region; its
+    // class registers its own handle.
+    if (slot < 0) return;
     if (cell >= 0) cellHandles[slot]!++;
     registry.register(this, slot + MAX * (cell + 1), this);
+  }
+
+  /**
+   * What the handle's own count holds (0 without one).
+   * @internal
+   */
+  protected _ownHeld(): number {
+    if (this.#cell < 0) return 0;
+    return FAST ? LEDGER[CELL0 + this.#cell]! : binding.budgetHeld(this.slot, this.#cell);
   }
 
   /** The ledger index of the count this handle's reservations go to. */
@@ -185,10 +263,12 @@ export class Budget {
    * With a `limit` that differs from the existing one: `ERR_BUDGET_LIMIT_MISMATCH`
    * (use {@link Budget.setLimit} to change it deliberately).
    */
-  static open(name: string, limit?: number): Budget {
+  static open(name: string, limit?: number, options?: BudgetOpenOptions): Budget {
     validateString(name, 'name');
     if (name === '') throw new OutOfRangeError('name', 'a non-empty string (use Budget.create for a private budget)', name);
     if (limit !== undefined) validateBytes(limit, 'limit');
+    const where = readScope(options);
+    if (where !== null) return machineOpener()(name, limit, where, false);
     return Budget.#open(name, limit, false);
   }
 
@@ -345,6 +425,11 @@ export class Budget {
     return this.#closed;
   }
 
+  /** Who shares the counter: the threads of this process, or every process of this user on the machine. */
+  get scope(): 'process' | 'machine' {
+    return 'process';
+  }
+
   /** Process-wide statistics (one native call). */
   stats(): BudgetStats {
     if (this.#closed) this.#throwClosed();
@@ -390,6 +475,14 @@ export class Budget {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    this._closeHandle();
+  }
+
+  /**
+   * Lets go of what the handle holds in native code; called once, by close().
+   * @internal
+   */
+  protected _closeHandle(): void {
     registry.unregister(this);
     if (this.#cell >= 0) cellHandles[this.slot]!--;
     binding.budgetClose(this.slot, this.#cell);

@@ -123,7 +123,19 @@ export type BudgetErrorCode =
   | 'ERR_BUDGET_LIMIT_MISMATCH'
   | 'ERR_BUDGET_TOO_MANY'
   | 'ERR_BUDGET_CLOSED'
-  | 'ERR_BUDGET_LIMIT_BELOW_USAGE';
+  | 'ERR_BUDGET_LIMIT_BELOW_USAGE'
+  /** A machine budget's file belongs to another user, is open to other users, or is not a regular file. */
+  | 'ERR_BUDGET_FOREIGN'
+  /** A machine budget's file is not one this version made: wrong magic, version, size or contents. */
+  | 'ERR_BUDGET_CORRUPT'
+  /** Machine budgets are not available on this platform. */
+  | 'ERR_BUDGET_UNSUPPORTED'
+  /** A machine budget's directory or file could not be used (see `cause`). */
+  | 'ERR_BUDGET_IO'
+  /** A machine budget's lock stayed taken too long (a stuck or damaged file). */
+  | 'ERR_BUDGET_LOCK_TIMEOUT'
+  /** This process's entry in a machine budget's file was taken from it (the file was tampered with). */
+  | 'ERR_BUDGET_LOST';
 
 /** A process-wide byte budget refused an operation. */
 export class BudgetError extends ResourceError {

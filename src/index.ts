@@ -35,7 +35,14 @@ export {
   type PsiLine,
   type DiskInfo,
 } from './sampler';
-export { Budget, type BudgetStats } from './budget';
+export { Budget, type BudgetStats, type BudgetOpenOptions } from './budget';
+export {
+  MachineBudget,
+  MACHINE_BUDGET_MAX_PROCESSES,
+  MACHINE_BUDGET_RECLAIM_INTERVAL_MS,
+  machineBudgetDirectory,
+  type MachineBudgetStats,
+} from './machine-budget';
 export * from './guards';
 export {
   DegradationController,
@@ -147,6 +154,7 @@ export {
   type PressureChange,
   type AllocatorOptions,
   type FromEnvOptions,
+  type SharedAllocatorOptions,
   type AllocatorStats,
 } from './allocator';
 export {

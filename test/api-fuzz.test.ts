@@ -220,6 +220,11 @@ function budgetTarget() {
   b.reserve(10);
   return { self: b, state: () => b.stats(), close: () => b.close() };
 }
+function machineBudgetTarget() {
+  const b = Budget.open(uniq('machine'), 1000, { scope: 'machine', directory: os.tmpdir() });
+  b.reserve(10);
+  return { self: b, state: () => b.stats(), close: () => b.close() };
+}
 function memoryBudgetTarget() {
   const m = new MemoryBudget({ total: 100 * MiB, source: { usage: () => MiB, systemTotal: () => 1000 * MiB, cgroupLimit: () => null } });
   return { self: m, state: () => [m.limit, m.total, m.fraction], close: () => {} };
@@ -731,6 +736,7 @@ const OTHER_SPECS: Record<string, Spec> = {
   'LimitedAllocator#free': { target: allocatorTarget, args: () => [Buffer.alloc(1)], params: [{ kind: 'object', allow: [NaN] }], call: method('free') },
   'LimitedAllocator#setLimit': { target: allocatorTarget, args: () => [2000], params: [{ kind: 'size' }], call: method('setLimit') },
   'Budget.open': { args: () => [uniq('budget'), 10], params: [{ kind: 'nonEmptyString' }, { kind: 'bytes', optional: true }], call: (_s, a) => Budget.open(...(a as [string])).close() },
+  'MachineBudget#setLimit': { target: machineBudgetTarget, args: () => [2000], params: [{ kind: 'bytes' }], call: method('setLimit') },
   'Budget.create': { args: () => [10], params: [{ kind: 'bytes' }], call: (_s, a) => Budget.create(...(a as [number])).close() },
   'Budget#tryReserve': { target: budgetTarget, args: () => [1], params: [{ kind: 'bytes' }], call: method('tryReserve') },
   'Budget#reserve': { target: budgetTarget, args: () => [1], params: [{ kind: 'bytes' }], call: method('reserve') },
@@ -865,7 +871,7 @@ const NO_ARGS = new Set([
   'MemoryBudget#usageFraction', 'MemoryBudget#usagePercent', 'MemoryBudget#withinBudget', 'MemoryBudget#checkUsage', 'MemoryBudget#status',
   'MemoryBudget#invalidate', 'MemoryBudget#describe',
   'LimitedAllocator#stats', 'LimitedAllocator#checkPressure', 'LimitedAllocator#close', 'LimitedAllocator#owns',
-  'Budget.count', 'Budget#stats', 'Budget#close', 'Reservation#release', 'BufferLease#free',
+  'Budget.count', 'Budget#stats', 'Budget#close', 'MachineBudget#stats', 'MachineBudget#reclaim', 'machineBudgetDirectory', 'Reservation#release', 'BufferLease#free',
   'DegradationController#stats', 'DegradationController#release', 'DegradationController#reset', 'DegradationController#forget',
   'ResourceMetrics#totals', 'ResourceMetrics#snapshot', 'ResourceMetrics#reset',
   'MemoryGuard#ok', 'MemoryGuard#check', 'MemoryGuard#assert', 'MemoryGuard#stats', 'MemoryGuard#reset', 'MemoryGuard#recordOperation',
@@ -888,6 +894,13 @@ const NO_ARGS = new Set([
 const NOT_FUZZED: Record<string, string> = {
   'Budget#_reserve': 'internal fast path (underscore), not documented',
   'Budget#_release': 'internal fast path (underscore), not documented',
+  'Budget#_ownHeld': 'internal (underscore), not documented',
+  'Budget#_closeHandle': 'internal (underscore), not documented',
+  'MachineBudget#_reserve': 'internal (underscore), not documented',
+  'MachineBudget#_release': 'internal (underscore), not documented',
+  'MachineBudget#_ownHeld': 'internal (underscore), not documented',
+  'MachineBudget#_closeHandle': 'internal (underscore), not documented',
+  'new MachineBudget': 'internal constructor; use Budget.open(name, limit, { scope: "machine" })',
   'new Budget': 'protected constructor; use Budget.open/create',
   'new Reservation': 'created by LimitedAllocator#reserve; guarded by a private token',
   'new BufferLease': 'created by LimitedAllocator#lease; guarded by a private token',

@@ -9,7 +9,14 @@
  */
 export * from '../errors';
 export { parseSize, sizeUnit, type Size } from '../size';
-export { Budget, type BudgetStats } from '../budget';
+export { Budget, type BudgetStats, type BudgetOpenOptions } from '../budget';
+export {
+  MachineBudget,
+  MACHINE_BUDGET_MAX_PROCESSES,
+  MACHINE_BUDGET_RECLAIM_INTERVAL_MS,
+  machineBudgetDirectory,
+  type MachineBudgetStats,
+} from '../machine-budget';
 export {
   LimitedAllocator,
   Reservation,
@@ -20,5 +27,6 @@ export {
   type PressureChange,
   type AllocatorOptions,
   type FromEnvOptions,
+  type SharedAllocatorOptions,
   type AllocatorStats,
 } from '../allocator';

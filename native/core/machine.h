@@ -1,0 +1,101 @@
+// Machine-wide byte budgets: one counter shared by every process of the same
+// user that opens the same name, kept in a small file in a memory-backed
+// directory (/dev/shm) that each process maps.
+//
+// The file holds a header (limit, used, peak, counts, a lock word) and a
+// table of process entries. Each entry records what one process holds, with
+// its pid, the process's start time and its pid namespace, so that a reused
+// pid is not taken for the holder. Every change to the counter happens under
+// the lock and updates the process's entry and the counter together; `used`
+// is therefore always the sum of the entries. The lock word holds the pid of
+// its holder: a locker that finds the holder gone takes the lock over and
+// recomputes `used` from the entries, which repairs an update the holder
+// died in the middle of. Nothing the file holds is handed to the C library,
+// so a damaged file makes calls fail with an error, never crash. The bytes of a process that
+// died (however it died: exit, SIGKILL, the OOM killer) are given back by
+// whoever next opens the budget, by a reservation that would otherwise be
+// refused, and by the periodic check (machine_reclaim).
+//
+// Supported on Linux, where /proc tells whether a pid still names the
+// process that took an entry; elsewhere machine_open answers
+// kMachineUnsupported. Nothing here includes
+// a Node header.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace rg {
+
+enum MachineError : int {
+  kMachineOk = 0,
+  kMachineOverLimit = 1,     // the reservation would pass the limit
+  kMachineExceedsHeld = 2,   // release of more than the caller holds
+  kMachineNotFound = 3,      // no budget of that name and no limit to create it
+  kMachineLimitMismatch = 4, // opened with a limit other than the budget's
+  kMachineFull = 5,          // every process entry is taken by a live process
+  kMachineClosed = 6,        // the handle is not open
+  kMachineBelowUsage = 7,    // new limit below what is reserved now
+  kMachineBadName = 8,       // a name that is not a plain file name
+  kMachineForeign = 9,       // the file belongs to another user, is not private
+                             // to its owner, or is not a regular file
+  kMachineCorrupt = 10,      // wrong magic, version, size or contents
+  kMachineUnsupported = 11,  // not available on this platform
+  kMachineIo = 12,           // the directory or file could not be used (errno)
+  kMachineLockTimeout = 13,  // the lock stayed taken for kMachineLockTimeoutMs
+  kMachineLost = 14,         // this process's entry was taken from it
+};
+
+// How many processes one budget's file holds at once.
+constexpr int kMachineMaxProcesses = 256;
+// A reservation that would be refused first gives back what dead processes
+// held, at most once per this many milliseconds across all processes; so a
+// dead process's bytes are available to the next reservation that needs them
+// at most this long after the process ended.
+constexpr int64_t kMachineReclaimSpacingMs = 1;
+// How long a lock is waited for before the budget is reported unusable.
+constexpr int64_t kMachineLockTimeoutMs = 2000;
+
+struct MachineStats {
+  uint64_t used = 0, peak = 0, limit = 0;
+  uint64_t successes = 0, failures = 0;
+  uint64_t reclaimed_bytes = 0;      // bytes given back for dead processes
+  uint64_t reclaimed_processes = 0;  // dead processes whose entries were freed
+  uint32_t holders = 0;              // processes with the budget open
+  uint64_t process_held = 0;         // bytes this process holds
+};
+
+struct MachineMapping;  // one per budget file per process
+
+// The file's name in `dir` for budget `name`: "rg-<uid>-<name>.budget". A
+// name must be 1 to 100 characters of A-Z a-z 0-9 . _ - and not start with
+// a dot.
+bool machine_name_valid(const std::string& name);
+
+// Opens (with has_limit, creates) the budget `name` in directory `dir`.
+// On success *out is this process's mapping, shared by every open in the
+// process (each open takes a reference). On kMachineIo, *sys_errno says why.
+int machine_open(const std::string& dir, const std::string& name, bool has_limit, uint64_t limit,
+                 MachineMapping** out, int* sys_errno);
+// Drops a reference. The last one frees this process's entry (giving back
+// anything it still holds) and, when no process has the budget open any
+// more, removes the file.
+void machine_unref(MachineMapping* m);
+
+// Reserve and release count in this process's entry. Callers keep track of
+// who in the process holds what; a release is limited to the entry.
+int machine_reserve(MachineMapping* m, uint64_t bytes, uint64_t* used_after);
+int machine_release(MachineMapping* m, uint64_t bytes, uint64_t* used_after);
+int machine_set_limit(MachineMapping* m, uint64_t limit);
+int machine_stats(MachineMapping* m, MachineStats* out);
+// Read without the lock.
+uint64_t machine_used(const MachineMapping* m);
+uint64_t machine_limit(const MachineMapping* m);
+// Gives back what dead processes held; *reclaimed counts the processes.
+int machine_reclaim(MachineMapping* m, int* reclaimed);
+// Gives back what dead processes held on every budget this process has open.
+void machine_reclaim_all();
+// The directory used when none is given: /dev/shm where it exists.
+std::string machine_default_dir();
+
+}  // namespace rg
