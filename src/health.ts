@@ -346,7 +346,9 @@ export interface BudgetLike {
   readonly peak?: number;
   readonly closed?: boolean;
   readonly slot?: number;
-  stats?(): { successes: number; failures: number };
+  /** `'machine'` for a budget shared by the processes of the machine. */
+  readonly scope?: 'process' | 'machine';
+  stats?(): { successes: number; failures: number; holders?: number; peak?: number };
 }
 
 /** Where health reports and metrics get their figures. */
@@ -376,6 +378,10 @@ export interface BudgetFigures {
   pressure: PressureLevel;
   successes: number | null;
   failures: number | null;
+  /** `'machine'`: shared by the processes of the machine; `used`, `peak` and the counts are machine-wide. */
+  scope: 'process' | 'machine';
+  /** Machine budgets: the processes that have it open; null for process budgets. */
+  holders: number | null;
 }
 
 const defaultSamplers = new Map<string, ResourceSampler>();
@@ -441,20 +447,37 @@ export function readBudgets(sources: ReportSources = {}, counts = true): BudgetF
     const p = pressure(used, limit);
     let successes: number | null = null;
     let failures: number | null = null;
-    if (counts && typeof budget.stats === 'function') {
+    const scope = budget.scope === 'machine' ? 'machine' : 'process';
+    let holders: number | null = null;
+    let peak: number | null = null;
+    if (scope === 'machine' && typeof budget.stats === 'function') {
+      // One locked read gives the holders, the peak and the counts.
       const s = budget.stats();
-      successes = s.successes;
-      failures = s.failures;
+      holders = typeof s.holders === 'number' ? s.holders : null;
+      peak = typeof s.peak === 'number' ? s.peak : null;
+      if (counts) {
+        successes = s.successes;
+        failures = s.failures;
+      }
+    } else {
+      if (counts && typeof budget.stats === 'function') {
+        const s = budget.stats();
+        successes = s.successes;
+        failures = s.failures;
+      }
+      peak = typeof budget.peak === 'number' ? budget.peak : null;
     }
     out.push({
       name: budget.name !== '' ? budget.name : `(private ${budget.slot ?? out.length})`,
       used,
       limit,
-      peak: typeof budget.peak === 'number' ? budget.peak : null,
+      peak,
       percent: p.percent,
       pressure: p.level,
       successes,
       failures,
+      scope,
+      holders,
     });
   }
   return out;
@@ -542,6 +565,10 @@ export interface HealthReport {
     peak_bytes: number | null;
     percent: number;
     pressure: PressureLevel;
+    /** `'machine'`: shared by the processes of the machine. */
+    scope: 'process' | 'machine';
+    /** Machine budgets: processes that have it open (null for process budgets). */
+    holders: number | null;
   }>;
   /** Present when a section could not be read: why. */
   errors?: ResourceFigures['errors'];
@@ -628,6 +655,8 @@ function buildReport(sources: ReportSources): HealthReport {
       peak_bytes: b.peak,
       percent: r1(b.percent),
       pressure: b.pressure,
+      scope: b.scope,
+      holders: b.holders,
     })),
   };
   if (f.errors) report.errors = f.errors;

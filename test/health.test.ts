@@ -131,8 +131,8 @@ describe('healthReport', () => {
     try {
       const r = healthReport({ figures: fixed({}), budgets: [a, b, closed] });
       expect(r.budgets).toEqual([
-        { name: `(private ${a.slot})`, used_bytes: 600, limit_bytes: 1000, peak_bytes: 600, percent: 60, pressure: 'medium' },
-        { name: `health-${process.pid}`, used_bytes: 950, limit_bytes: 1000, peak_bytes: 950, percent: 95, pressure: 'critical' },
+        { name: `(private ${a.slot})`, used_bytes: 600, limit_bytes: 1000, peak_bytes: 600, percent: 60, pressure: 'medium', scope: 'process', holders: null },
+        { name: `health-${process.pid}`, used_bytes: 950, limit_bytes: 1000, peak_bytes: 950, percent: 95, pressure: 'critical', scope: 'process', holders: null },
       ]);
       // A function is called at each report.
       let calls = 0;

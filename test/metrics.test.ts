@@ -47,7 +47,7 @@ describe('metrics() text exposition', () => {
       expect(f.name.startsWith('resource_guard_')).toBe(true);
     }
     for (const s of METRIC_SPECS) {
-      expect(s.name).toMatch(/^resource_guard_[a-z_]+_(bytes|ratio|seconds|total|level|state|forced)$/);
+      expect(s.name).toMatch(/^resource_guard_[a-z_]+_(bytes|ratio|seconds|total|level|state|forced|processes)$/);
       expect(s.type === 'counter').toBe(s.name.endsWith('_total'));
     }
   });

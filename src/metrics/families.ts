@@ -119,6 +119,8 @@ export const METRIC_SPECS: readonly MetricSpec[] = Object.freeze([
     'Successful reservations on the budget, process-wide.'),
   spec('resource_guard_budget_reservation_failures_total', 'counter', ['budget'], 'resource_guard.budget.reservation_failures', '{reservation}',
     'Reservations the budget refused, process-wide.'),
+  spec('resource_guard_budget_processes', 'gauge', ['budget'], 'resource_guard.budget.processes', '{process}',
+    'Processes that have the machine-wide budget open (machine budgets only).'),
   spec('resource_guard_http_requests_total', 'counter', [], 'resource_guard.http.requests', '{request}',
     'HTTP requests the load shedder decided on (exempt ones included).'),
   spec('resource_guard_http_requests_shed_total', 'counter', ['cause', 'level'], 'resource_guard.http.requests_shed', '{request}',
@@ -200,6 +202,7 @@ export function collectMetrics(sources: MetricsSources = {}): MetricFamily[] {
     add('resource_guard_budget_pressure_level', PRESSURE_LEVELS.indexOf(b.pressure), labels);
     if (b.successes !== null) add('resource_guard_budget_reservations_total', b.successes, labels);
     if (b.failures !== null) add('resource_guard_budget_reservation_failures_total', b.failures, labels);
+    if (b.holders !== null) add('resource_guard_budget_processes', b.holders, labels);
   }
 
   if (sources.shedder) {
