@@ -331,15 +331,14 @@ int create_file(const std::string& path, uint64_t limit, int* sys_errno) {
     *sys_errno = errno;
     return kMachineIo;
   }
+  // Nobody can see the file before it is linked, so it is written with one
+  // pwrite (no mapping to tear down): the header, then zeros to full size.
   int err = 0;
-  void* base = MAP_FAILED;
   if (ftruncate(fd, static_cast<off_t>(kFileBytes)) != 0) err = errno;
   if (err == 0) {
-    base = mmap(nullptr, kFileBytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-    if (base == MAP_FAILED) err = errno;
-  }
-  if (err == 0) {
-    Header* h = static_cast<Header*>(base);
+    alignas(64) unsigned char block[kHeaderBytes] = {};
+    Header* h = reinterpret_cast<Header*>(block);
+    std::memcpy(h->magic, kMagic, sizeof kMagic);
     h->version = kVersion;
     h->header_bytes = kHeaderBytes;
     h->entry_bytes = sizeof(ProcEntry);
@@ -349,9 +348,11 @@ int create_file(const std::string& path, uint64_t limit, int* sys_errno) {
     h->pid_ns = own_pid_ns();
     h->limit.store(limit, std::memory_order_relaxed);
     h->last_scan_ms.store(INT64_MIN, std::memory_order_relaxed);
-    std::atomic_thread_fence(std::memory_order_release);
-    std::memcpy(h->magic, kMagic, sizeof kMagic);
-    munmap(base, kFileBytes);
+    ssize_t n;
+    do {
+      n = pwrite(fd, block, sizeof block, 0);
+    } while (n < 0 && errno == EINTR);
+    if (n != static_cast<ssize_t>(sizeof block)) err = n < 0 ? errno : EIO;
   }
   int linked = err == 0 ? link(tmp.c_str(), path.c_str()) : -1;
   int link_err = errno;
