@@ -138,7 +138,28 @@ exports.run = async function run(bench, lib) {
       if (wide.tryReserve(b)) wide.release(b);
     }
   }, { baseline: 'JS Atomics on a SharedArrayBuffer (BigInt64 CAS + sub)' });
+  // A machine-wide budget: one native call per operation, under the lock in
+  // the shared file (uncontended here). Its ratio is against the process-wide
+  // pair; the floor's row above gives the other one.
+  const machineDir = lib.machineBudgetDirectory();
+  const machine = process.platform === 'linux' ? lib.Budget.open(`bench-machine-${process.pid}`, 1 << 30, { scope: 'machine', directory: machineDir }) : null;
+  if (machine) {
+    bench.op('Budget tryReserve+release (machine-wide, scope: machine)', (n) => {
+      for (let i = 0; i < n; i++) {
+        const b = 64 + (i & 255);
+        if (machine.tryReserve(b)) machine.release(b);
+      }
+    }, { baseline: 'Budget tryReserve+release (limit < 4 GiB)' });
+    let k = 0;
+    bench.op('machine budget: first open (creates the file) + close (removes it)', (n) => {
+      for (let i = 0; i < n; i++) lib.Budget.open(`bench-first-${process.pid}-${k++}`, 1000, { scope: 'machine', directory: machineDir }).close();
+    });
+  }
   await bench.flush();
+  if (machine) {
+    if (machine.used !== 0) throw new Error(`machine budget ended at ${machine.used}`);
+    machine.close();
+  }
   for (const b of [napiBudget, narrow, wide]) {
     if (b.used !== 0) throw new Error(`budget ${b.name} ended at ${b.used}`);
     b.close();
