@@ -4,32 +4,12 @@
 // instance of the library (and of the addon) instead of loading it twice.
 //
 // The export names are read from the compiled files, without running them
-// (running them would load the native addon, which may not be built yet when
-// this runs, e.g. from `prepare` during `npm pack`). It follows the two forms
-// tsc emits for CommonJS: `exports.X = …` / `Object.defineProperty(exports,
-// "X", …)`, and `__exportStar(require("./m"), exports)`.
+// (scripts/export-names.js).
 const fs = require('node:fs');
 const path = require('node:path');
+const { exportNames } = require('./export-names');
 
 const dist = path.join(__dirname, '..', 'dist');
-
-function exportNames(file, seen = new Set()) {
-  if (seen.has(file)) return new Set();
-  seen.add(file);
-  const src = fs.readFileSync(file, 'utf8');
-  const names = new Set();
-  for (const m of src.matchAll(/Object\.defineProperty\(exports, "([A-Za-z_$][\w$]*)"/g)) names.add(m[1]);
-  for (const m of src.matchAll(/^exports\.([A-Za-z_$][\w$]*) = /gm)) names.add(m[1]);
-  for (const m of src.matchAll(/__exportStar\(require\("([^"]+)"\), exports\)/g)) {
-    let target = path.resolve(path.dirname(file), m[1]);
-    if (fs.existsSync(`${target}.js`)) target = `${target}.js`;
-    else target = path.join(target, 'index.js');
-    for (const n of exportNames(target, seen)) names.add(n);
-  }
-  names.delete('__esModule');
-  names.delete('default');
-  return names;
-}
 
 // The root entry and each subpath entry (dist/entries/*.js, the package's
 // "exports" subpaths such as `resource-guard/sampler`) get a facade next to
