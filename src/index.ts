@@ -1,3 +1,9 @@
+// The list of what `require('resource-guard')` exports and which module each
+// name comes from: re-exports only. The build (scripts/write-lazy-root.js)
+// turns tsc's output for it into a root that loads a module the first time
+// one of its names is read; a name added here is exported that way with no
+// other change (test/package-lazy-root.test.ts checks every name).
+
 /**
  * resource-guard: keep a Node.js process inside its memory, disk and CPU budget.
  *
