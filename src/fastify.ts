@@ -16,7 +16,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createHealthHandler, type FastifyReplyLike, type HealthHandlerOptions } from './health';
 import { InvalidArgTypeError, InvalidArgValueError } from './errors';
-import { LoadShedder, type LoadShedderOptions } from './shedding';
+import { admit, countExempt, decideCounted, LoadShedder, type LoadShedderOptions } from './shedding';
 import { validateFunction, validateObject, validateString } from './validate';
 
 /** The parts of a Fastify request the plugin reads. */
@@ -98,12 +98,20 @@ export function resourceGuardFastify(
     const handler = statusPath === null ? null : createHealthHandler({ controller: shedder.controller, ...health });
 
     fastify.decorate(name, shedder);
+    // While nothing can be shed, a request costs one count and one test: the
+    // hook reads nothing of it (in Fastify `url` is a getter, and
+    // `routeOptions` builds an object on every read).
     fastify.addHook('onRequest', (req, reply, next) => {
-      if (req.routeOptions?.config?.resourceGuard?.exempt === true) {
+      if (admit(shedder)) {
         next();
         return;
       }
-      const d = shedder.decide(req.url);
+      if (req.routeOptions?.config?.resourceGuard?.exempt === true) {
+        countExempt(shedder);
+        next();
+        return;
+      }
+      const d = decideCounted(shedder, req.url);
       if (d === null) {
         next();
         return;

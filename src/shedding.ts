@@ -6,9 +6,12 @@
  * One {@link LoadShedder} decides; thin adapters put it in front of a
  * server: {@link LoadShedder.middleware} for node:http and Express,
  * {@link LoadShedder.koa} for Koa, and the Fastify plugin in `fastify.ts`.
- * The decision per request is a few comparisons on cached state: the level
- * is read from the controller (a getter), and the custom check runs on its
- * own interval, never on the request path.
+ * While nothing can be shed (the custom check passes and the current level
+ * sheds no share) a request costs one count and one test of cached state:
+ * its path is not looked at. Only when shedding applies are exempt paths
+ * matched and shed requests counted. The level is read from the controller
+ * (a getter), and the custom check runs on its own interval, never on the
+ * request path.
  *
  * See docs/shedding.md.
  *
@@ -111,7 +114,11 @@ export interface LoadShedderOptions {
 export interface LoadShedderStats {
   /** Requests seen (exempt ones included). */
   requests: number;
-  /** Requests let through because their path is exempt. */
+  /**
+   * Requests let through because their path (or Fastify route) is exempt,
+   * counted while shedding applies: while nothing can be shed, a request's
+   * path is not looked at.
+   */
   exempt: number;
   /** Requests shed, in all. */
   shed: number;
@@ -138,11 +145,37 @@ const DEFAULT_FRACTION: Readonly<Record<DegradationLevel, number>> = Object.free
  */
 type Matcher = { exactByLength: Array<string[] | undefined>; prefixes: string[]; patterns: RegExp[] };
 
+/**
+ * The first half of a decision, for the adapters in other modules of this
+ * package (the Fastify plugin): counts the request and returns true when it
+ * goes through because nothing can be shed now, without looking at its path.
+ * On false the adapter finishes with {@link decideCounted} or
+ * {@link countExempt}. Set by a static block of LoadShedder, which alone can
+ * reach its private fields.
+ * @internal
+ */
+export let admit: (shedder: LoadShedder) => boolean;
+/**
+ * The second half of a decision for a request {@link admit} counted and did
+ * not let through: null to serve it (its path is exempt, or the fractional
+ * share spares it), or why to shed it.
+ * @internal
+ */
+export let decideCounted: (shedder: LoadShedder, path: string) => ShedDecision | null;
+/**
+ * Counts a request {@link admit} counted and did not let through as exempt
+ * (a Fastify route that opted out).
+ * @internal
+ */
+export let countExempt: (shedder: LoadShedder) => void;
+
 /** Decides which requests to shed; see the module text. */
 export class LoadShedder {
   readonly #controller: DegradationController;
   readonly #ownController: boolean;
   readonly #share: Float64Array; // per level index
+  /** The first level index whose share is above 0 (4 when none is): below it nothing is shed. */
+  readonly #shedFrom: number;
   readonly #random: (() => number) | null;
   readonly #retryAfter: number;
   readonly #retryAfterText: string;
@@ -246,6 +279,9 @@ export class LoadShedder {
     this.#controller = controller;
     this.#ownController = o.controller === undefined;
     this.#share = share;
+    let shedFrom = 0;
+    while (shedFrom < 4 && share[shedFrom] === 0) shedFrom++;
+    this.#shedFrom = shedFrom;
     this.#random = random;
     this.#retryAfter = retryAfter;
     this.#retryAfterText = String(retryAfter);
@@ -330,13 +366,36 @@ export class LoadShedder {
     return false;
   }
 
+  static {
+    admit = (s) => s.#admit();
+    decideCounted = (s, path) => s.#decideCounted(path);
+    countExempt = (s) => void s.#exempt++;
+  }
+
   /**
    * Decides for one request: null to serve it, or why to shed it. Counts the
-   * request (and the shed, by cause and level). `path` may carry a query string.
+   * request (and the shed, by cause and level). `path` may carry a query
+   * string; it is looked at only while shedding applies.
    */
   decide(path: string): ShedDecision | null {
     if (typeof path !== 'string') validateString(path, 'path');
+    if (this.#admit()) return null;
+    return this.#decideCounted(path);
+  }
+
+  /**
+   * Counts a request; true when it goes through because nothing can be shed
+   * now: the custom check passes and the current level is below the first
+   * level with a share above 0. The shares do not decrease with the level, so
+   * this is the same as a share of 0 at the current level.
+   */
+  #admit(): boolean {
     this.#requests++;
+    return this.#checkFailure === null && this.#controller.levelIndex < this.#shedFrom;
+  }
+
+  /** The rest of {@link decide} for a request {@link #admit} counted and did not let through. */
+  #decideCounted(path: string): ShedDecision | null {
     if (this.#isExempt(path)) {
       this.#exempt++;
       return null;
@@ -388,7 +447,11 @@ export class LoadShedder {
    */
   middleware(): (req: IncomingMessage, res: ServerResponse, next: (err?: unknown) => void) => void {
     return (req, res, next) => {
-      const d = this.decide(req.url ?? '/');
+      if (this.#admit()) {
+        next();
+        return;
+      }
+      const d = this.#decideCounted(req.url ?? '/');
       if (d === null || this.#respond(d, req, res)) next();
     };
   }
@@ -399,7 +462,11 @@ export class LoadShedder {
   ): (req: IncomingMessage, res: ServerResponse) => void {
     validateFunction(listener, 'listener');
     return (req, res) => {
-      const d = this.decide(req.url ?? '/');
+      if (this.#admit()) {
+        listener(req, res);
+        return;
+      }
+      const d = this.#decideCounted(req.url ?? '/');
       if (d === null || this.#respond(d, req, res)) listener(req, res);
     };
   }
@@ -407,7 +474,8 @@ export class LoadShedder {
   /** Koa middleware: `app.use(shedder.koa())`. */
   koa(): (ctx: KoaContextLike, next: () => Promise<unknown>) => Promise<unknown> {
     return async (ctx, next) => {
-      const d = this.decide(ctx.url ?? ctx.path ?? '/');
+      if (this.#admit()) return next();
+      const d = this.#decideCounted(ctx.url ?? ctx.path ?? '/');
       if (d === null) return next();
       if (this.#onShed !== null) {
         const r = this.#callOnShed(d, ctx.req, ctx.res);

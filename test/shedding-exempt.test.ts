@@ -1,6 +1,7 @@
 // Which paths a LoadShedder exempts: exact paths, prefixes ('/x/*') and
 // regular expressions, always on the path without its query string.
 import { afterEach, describe, expect, test } from 'vitest';
+import { DegradationController } from '../src/degradation';
 import { LoadShedder } from '../src/shedding';
 
 const made: LoadShedder[] = [];
@@ -75,5 +76,47 @@ describe('LoadShedder exempt paths', () => {
     expect(s.decide('/ping?a')).toBeNull();
     expect(s.decide('/work')).not.toBeNull();
     expect(s.stats()).toMatchObject({ requests: 2, exempt: 1, shed: 1 });
+  });
+
+  test('while nothing can be shed, decide() counts the request without looking at its path; exempt ones are counted while shedding applies', async () => {
+    class CountingRegExp extends RegExp {
+      calls = 0;
+      override test(s: string): boolean {
+        this.calls++;
+        return super.test(s);
+      }
+    }
+    const re = new CountingRegExp('^/static/');
+    const controller = new DegradationController();
+    let healthy = true;
+    const s = new LoadShedder({ controller, shedAt: 'minimal', exempt: ['/ping', re], healthCheck: () => healthy, healthCheckIntervalMs: 3_600_000 });
+    made.push(s);
+    await s.runCheck();
+    for (const level of ['normal', 'reduced'] as const) {
+      controller.force(level);
+      expect(s.decide('/ping')).toBeNull();
+      expect(s.decide('/static/a.css')).toBeNull();
+      expect(s.decide('/work')).toBeNull();
+    }
+    expect(re.calls).toBe(0);
+    expect(s.stats()).toMatchObject({ requests: 6, exempt: 0, shed: 0 });
+    controller.force('minimal');
+    expect(s.decide('/ping')).toBeNull();
+    expect(s.decide('/static/a.css')).toBeNull();
+    expect(s.decide('/work')).toMatchObject({ cause: 'level', level: 'minimal' });
+    expect(re.calls).toBe(2);
+    expect(s.stats()).toMatchObject({ requests: 9, exempt: 2, shed: 1 });
+    // A failing check applies at any level: paths are matched again.
+    controller.reset();
+    healthy = false;
+    await s.runCheck();
+    expect(s.decide('/ping')).toBeNull();
+    expect(s.decide('/work')).toMatchObject({ cause: 'check', level: 'normal' });
+    expect(s.stats()).toMatchObject({ requests: 11, exempt: 3, shed: 2 });
+    healthy = true;
+    await s.runCheck();
+    expect(s.decide('/work')).toBeNull();
+    expect(re.calls).toBe(3);
+    expect(s.stats()).toMatchObject({ requests: 12, exempt: 3, shed: 2 });
   });
 });

@@ -203,6 +203,78 @@ for (const [name, factory] of Object.entries(frameworks)) {
   });
 }
 
+describe('Fastify plugin', () => {
+  it('a route that opts out is never shed; it is counted as seen, and as exempt while shedding applies', async () => {
+    const controller = new DegradationController();
+    const shedder = new LoadShedder({ controller, shedAt: 'minimal' });
+    const app = Fastify();
+    try {
+      await app.register(resourceGuardFastify, { shedder });
+      app.get('/cheap', { config: { resourceGuard: { exempt: true } } }, async () => 'ok');
+      app.get('/api', async () => 'ok');
+      expect((await app.inject('/cheap')).statusCode).toBe(200);
+      expect((await app.inject('/api')).statusCode).toBe(200);
+      expect(shedder.stats()).toMatchObject({ requests: 2, exempt: 0, shed: 0 });
+      controller.force('minimal');
+      expect((await app.inject('/cheap')).statusCode).toBe(200);
+      expect((await app.inject('/api')).statusCode).toBe(503);
+      expect(shedder.stats()).toMatchObject({ requests: 4, exempt: 1, shed: 1 });
+      expect(metrics({ controller, shedder, figures: () => ({}) })).toContain('resource_guard_http_requests_total 4');
+    } finally {
+      await app.close();
+      shedder.close();
+    }
+  });
+
+  it('while nothing can be shed, the hook reads nothing of the request', () => {
+    const controller = new DegradationController();
+    const shedder = new LoadShedder({ controller, shedAt: 'emergency' });
+    let hook: ((req: never, reply: never, next: (err?: Error) => void) => void) | null = null;
+    const instance = {
+      addHook: (name: string, fn: never) => {
+        if (name === 'onRequest') hook = fn;
+      },
+      decorate: () => {},
+      route: () => {},
+    };
+    resourceGuardFastify(instance as never, { shedder }, (err) => {
+      if (err) throw err;
+    });
+    const reads: string[] = [];
+    const req = new Proxy(
+      { url: '/api', method: 'GET', routeOptions: { config: {} }, raw: {} },
+      {
+        get(target, key, receiver) {
+          reads.push(String(key));
+          return Reflect.get(target, key, receiver);
+        },
+      },
+    );
+    let passed = 0;
+    for (const level of ['normal', 'reduced', 'minimal'] as const) {
+      controller.force(level);
+      hook!(req as never, {} as never, () => void passed++);
+    }
+    expect(passed).toBe(3);
+    expect(reads).toEqual([]);
+    expect(shedder.stats().requests).toBe(3);
+    controller.force('emergency');
+    let sent: unknown = null;
+    const reply = {
+      raw: {},
+      code: () => reply,
+      header: () => reply,
+      send: (body: unknown) => void (sent = body),
+    };
+    hook!(req as never, reply as never, () => void passed++);
+    expect(passed).toBe(3);
+    expect(JSON.parse(sent as string)).toMatchObject({ cause: 'level', level: 'emergency' });
+    expect(reads).toContain('url');
+    expect(shedder.stats()).toMatchObject({ requests: 4, shed: 1 });
+    shedder.close();
+  });
+});
+
 describe('LoadShedder', () => {
   it('fraction: true sheds none at reduced, half at minimal, all at emergency; a random source can replace the counter', () => {
     const controller = new DegradationController();
@@ -236,6 +308,26 @@ describe('LoadShedder', () => {
       expect(k, String(share)).toBe(Math.floor(1000 * share + 1e-9));
       s.close();
     }
+  });
+
+  it('a share above 0 at normal sheds from the start; a share from reduced on sheds nothing at normal', () => {
+    const controller = new DegradationController();
+    const count = (sh: LoadShedder, n: number) => {
+      let k = 0;
+      for (let i = 0; i < n; i++) if (sh.decide('/x') !== null) k++;
+      return k;
+    };
+    const always = new LoadShedder({ controller, fraction: { normal: 0.25 } });
+    const later = new LoadShedder({ controller, fraction: { reduced: 0.5, emergency: 1 } });
+    expect(count(always, 100)).toBe(25);
+    expect(count(later, 100)).toBe(0);
+    controller.force('reduced');
+    expect(count(later, 100)).toBe(50);
+    controller.reset();
+    expect(count(later, 100)).toBe(0);
+    expect(later.stats()).toMatchObject({ requests: 300, shed: 50, shedByLevel: { reduced: 50 } });
+    always.close();
+    later.close();
   });
 
   it('refuses bad options before taking anything', () => {
