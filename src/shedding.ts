@@ -396,6 +396,8 @@ export class LoadShedder {
 
   /** The rest of {@link decide} for a request {@link #admit} counted and did not let through. */
   #decideCounted(path: string): ShedDecision | null {
+    // The adapters pass what the framework gives them; refuse a non-string as decide() does.
+    if (typeof path !== 'string') validateString(path, 'path');
     if (this.#isExempt(path)) {
       this.#exempt++;
       return null;

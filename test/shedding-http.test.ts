@@ -330,6 +330,16 @@ describe('LoadShedder', () => {
     later.close();
   });
 
+  it('while shedding applies, the adapters refuse a url that is not a string, as decide() does', () => {
+    const controller = new DegradationController();
+    const s = new LoadShedder({ controller, shedAt: 'minimal' });
+    controller.force('minimal');
+    const mw = s.middleware();
+    expect(() => mw({ url: 42 } as never, {} as never, () => {})).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }));
+    expect(() => s.decide(42 as never)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }));
+    s.close();
+  });
+
   it('refuses bad options before taking anything', () => {
     expect(() => new LoadShedder({ shedAt: 'bad' as 'normal' })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_VALUE' }));
     expect(() => new LoadShedder({ fraction: { minimal: 0.5, emergency: 0.2 } })).toThrow(expect.objectContaining({ code: 'ERR_OUT_OF_RANGE' }));
