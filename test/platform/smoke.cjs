@@ -11,8 +11,9 @@
 // and never build/, so the binary under test is the one that ships.
 // Covers: every platform reader (RSS, peak RSS, process and host CPU, host
 // memory, cgroup, PSI, disk), the monotonic clock, the sampler thread, a
-// Budget shared exactly by worker threads under contention, and
-// runWithLimits (fuel, timeout, CPU) in worker threads.
+// Budget shared exactly by worker threads under contention, a machine-wide
+// budget (Linux; elsewhere its typed refusal), and runWithLimits (fuel,
+// timeout, CPU) in worker threads.
 const assert = require('node:assert/strict');
 const os = require('node:os');
 const path = require('node:path');
@@ -112,6 +113,41 @@ test('a Budget is shared exactly by worker threads under contention', async () =
   assert.equal(budget.tryReserve(limit), true, 'the whole budget is free again');
   budget.release(limit);
   budget.close?.();
+});
+
+test('machine-wide budgets: shared by handles and a worker thread on Linux, refused with a typed error elsewhere', async () => {
+  const dir = require('node:fs').mkdtempSync(path.join(os.tmpdir(), 'rg-smoke-machine-'));
+  const name = `smoke-machine-${process.pid}`;
+  try {
+    if (process.platform !== 'linux') {
+      assert.throws(() => rg.Budget.open(name, 100, { scope: 'machine', directory: dir }), { code: 'ERR_BUDGET_UNSUPPORTED' });
+      return;
+    }
+    const a = rg.Budget.open(name, 100, { scope: 'machine', directory: dir });
+    const b = rg.Budget.open(name, undefined, { scope: 'machine', directory: dir });
+    assert.equal(a.tryReserve(60), true);
+    assert.equal(b.tryReserve(50), false);
+    assert.equal(b.used, 60);
+    assert.equal(a.stats().holders, 1);
+    // A worker thread that ends while holding bytes gives them back.
+    const w = new Worker(
+      `const { parentPort, workerData } = require('node:worker_threads');
+       const rg = require(workerData.lib);
+       const m = rg.Budget.open(workerData.name, undefined, { scope: 'machine', directory: workerData.dir });
+       m.reserve(40);
+       parentPort.postMessage(m.used);`,
+      { eval: true, workerData: { lib: path.join(root, 'dist', 'index.js'), name, dir } },
+    );
+    assert.equal(await new Promise((resolve, reject) => (w.once('message', resolve), w.once('error', reject))), 100);
+    await new Promise((resolve) => w.once('exit', resolve));
+    assert.equal(a.used, 60);
+    a.release(60);
+    a.close();
+    b.close();
+    assert.deepEqual(require('node:fs').readdirSync(dir), [], 'the last close removes the file');
+  } finally {
+    require('node:fs').rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test('runWithLimits: fuel, timeout and CPU breaches reject typed, in worker threads', async () => {
