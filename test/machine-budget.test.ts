@@ -341,6 +341,31 @@ describe.runIf(linux)('machine-wide budgets: files, names and limits', () => {
     expect(fs.statSync(file('other')).uid).toBe(65534); // left as it was
   });
 
+  it.runIf(root)('another user can neither change the file nor attach to the budget', () => {
+    const b = open('private', 100);
+    b.reserve(10);
+    fs.chmodSync(dir, 0o755); // let the other user look into the directory
+    const script = `
+      const fs = require('node:fs');
+      const out = {};
+      try { fs.openSync(${JSON.stringify(b.path)}, 'r+'); out.write = 'opened'; } catch (e) { out.write = e.code; }
+      try { fs.openSync(${JSON.stringify(b.path)}, 'r'); out.read = 'opened'; } catch (e) { out.read = e.code; }
+      try { fs.unlinkSync(${JSON.stringify(b.path)}); out.unlink = 'removed'; } catch (e) { out.unlink = e.code; }
+      const rg = require(${JSON.stringify(LIB)});
+      try {
+        const mine = rg.Budget.open('private', undefined, { scope: 'machine', directory: ${JSON.stringify(dir)} });
+        out.open = 'opened ' + mine.used;
+      } catch (e) { out.open = e.code; }
+      console.log(JSON.stringify(out));`;
+    const r = require('node:child_process').spawnSync(process.execPath, ['-e', script], { uid: 65534, gid: 65534, encoding: 'utf8' });
+    expect(r.status, r.stderr).toBe(0);
+    // Its own name for the budget is another file (its uid is part of the name), which does not exist.
+    expect(JSON.parse(r.stdout)).toEqual({ write: 'EACCES', read: 'EACCES', unlink: 'EACCES', open: 'ERR_BUDGET_NOT_FOUND' });
+    expect(b.used).toBe(10);
+    b.release(10);
+    b.close();
+  });
+
   it('refuses truncated, foreign and corrupted files with ERR_BUDGET_CORRUPT, and leaves them as they were', () => {
     const b = open('good', 100);
     const good = fs.readFileSync(b.path);
