@@ -119,6 +119,7 @@ class Addon : public Napi::Addon<Addon> {
         InstanceMethod("machineReclaim", &Addon::MachineReclaim),
         InstanceMethod("machineDefaultDir", &Addon::MachineDefaultDir),
         InstanceMethod("machineErrno", &Addon::MachineErrno),
+        InstanceMethod("machineExistingLimit", &Addon::MachineExistingLimit),
     });
   }
 
@@ -604,7 +605,11 @@ class Addon : public Napi::Addon<Addon> {
     }
     if (give_back > 0) {
       uint64_t after = 0;
-      rg::machine_release(m.map, static_cast<uint64_t>(give_back), &after);
+      // When the lock stays taken, the periodic check gives the bytes back
+      // (or closing the process's last handle does, with its whole entry).
+      if (rg::machine_release(m.map, static_cast<uint64_t>(give_back), &after) != rg::kMachineOk) {
+        rg::machine_defer_release(m.map, static_cast<uint64_t>(give_back));
+      }
     }
     rg::machine_unref(m.map);
     m = Machine();
@@ -624,8 +629,10 @@ class Addon : public Napi::Addon<Addon> {
     bool owned = info.Length() > 3 && info[3].ToBoolean().Value();
     rg::MachineMapping* map = nullptr;
     int sys = 0;
-    int err = rg::machine_open(dir, name, has_limit, limit, &map, &sys);
+    uint64_t existing = 0;
+    int err = rg::machine_open(dir, name, has_limit, limit, &map, &sys, &existing);
     machine_errno_ = sys;
+    machine_existing_limit_ = static_cast<double>(existing);
     if (err != rg::kMachineOk) return Napi::Number::New(env, -err);
     size_t h = machines_.size();
     for (size_t i = 0; i < machines_.size(); ++i) {
@@ -697,12 +704,18 @@ class Addon : public Napi::Addon<Addon> {
     return o;
   }
 
+  // machineUsed(h), machineLimit(h): read without the lock; -kMachineLost
+  // once the mapping was found stale.
   Napi::Value MachineUsed(const Napi::CallbackInfo& info) {
-    return Napi::Number::New(info.Env(), static_cast<double>(rg::machine_used(machines_[ArgMachine(info)].map)));
+    rg::MachineMapping* map = machines_[ArgMachine(info)].map;
+    if (rg::machine_lost(map)) return Napi::Number::New(info.Env(), -rg::kMachineLost);
+    return Napi::Number::New(info.Env(), static_cast<double>(rg::machine_used(map)));
   }
 
   Napi::Value MachineLimit(const Napi::CallbackInfo& info) {
-    return Napi::Number::New(info.Env(), static_cast<double>(rg::machine_limit(machines_[ArgMachine(info)].map)));
+    rg::MachineMapping* map = machines_[ArgMachine(info)].map;
+    if (rg::machine_lost(map)) return Napi::Number::New(info.Env(), -rg::kMachineLost);
+    return Napi::Number::New(info.Env(), static_cast<double>(rg::machine_limit(map)));
   }
 
   Napi::Value MachineHeld(const Napi::CallbackInfo& info) {
@@ -730,9 +743,15 @@ class Addon : public Napi::Addon<Addon> {
     return Napi::Number::New(info.Env(), machine_errno_);
   }
 
+  // The budget's limit after machineOpen answered a limit mismatch.
+  Napi::Value MachineExistingLimit(const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(), machine_existing_limit_);
+  }
+
   std::vector<Machine> machines_;
   std::unordered_map<rg::MachineMapping*, MachineShare> machine_share_;
   int machine_errno_ = 0;
+  double machine_existing_limit_ = 0;
 
   Napi::Env env_;
   rg::Ledger* ledger_ = nullptr;

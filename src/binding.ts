@@ -59,12 +59,15 @@ export interface NativeBinding {
   /** Handle (>= 0) or -code; after code 12 (I/O), machineErrno() holds the errno. */
   machineOpen(directory: string, name: string, limit: number | undefined, owned: boolean): number;
   machineErrno(): number;
+  /** The budget's limit after machineOpen answered a limit mismatch (code 4). */
+  machineExistingLimit(): number;
   machineClose(handle: number): void;
   /** The usage right after, or -code. */
   machineReserve(handle: number, bytes: number): number;
   machineRelease(handle: number, bytes: number): number;
   machineSetLimit(handle: number, limit: number): number;
   machineStats(handle: number): NativeMachineStats | number;
+  /** -14 once the mapping was found stale. */
   machineUsed(handle: number): number;
   machineLimit(handle: number): number;
   machineHeld(handle: number): number;

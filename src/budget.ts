@@ -114,15 +114,19 @@ export interface BudgetOpenOptions {
   /**
    * Machine scope: the directory that holds the budget's file. Every process
    * that shares the budget must name the same directory. It should be
-   * memory-backed and not shared with other machines.
-   * @default '/dev/shm' where it exists, else os.tmpdir()
+   * memory-backed, not shared with other machines, and writable by this user
+   * only (in a directory others can write to, another user can take the
+   * budget's name first).
+   * @default `resource-guard-<uid>`, made with mode 0700, in /dev/shm where
+   * it exists, else in os.tmpdir()
    */
   directory?: string;
 }
 
 /** Where a machine budget lives; resolved by readScope. @internal */
 export interface MachineScope {
-  directory: string;
+  /** The directory given, resolved; null for the default (a private directory made on open). */
+  directory: string | null;
 }
 
 /**
@@ -139,17 +143,12 @@ export function readScope(options: BudgetOpenOptions | undefined): MachineScope 
     }
     return null;
   }
-  let directory: string;
-  if (options.directory === undefined) {
-    directory = binding.machineDefaultDir() || require('node:os').tmpdir();
-  } else {
-    validateString(options.directory, 'options.directory');
-    if (options.directory === '' || options.directory.includes('\0')) {
-      throw new InvalidArgValueError('options.directory', options.directory, 'must be a directory path');
-    }
-    directory = require('node:path').resolve(options.directory);
+  if (options.directory === undefined) return { directory: null };
+  validateString(options.directory, 'options.directory');
+  if (options.directory === '' || options.directory.includes('\0')) {
+    throw new InvalidArgValueError('options.directory', options.directory, 'must be a directory path');
   }
-  return { directory };
+  return { directory: require('node:path').resolve(options.directory) as string };
 }
 
 type MachineOpener = (name: string, limit: number | undefined, where: MachineScope, owned: boolean) => Budget;

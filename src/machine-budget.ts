@@ -5,17 +5,17 @@
  * directory) shares one counter, with the rules of process budgets: the
  * counter is never above its limit, as any process sees it; a release gives
  * back at most what the caller holds; the same errors. The counter lives in
- * a small file in a memory-backed directory (`/dev/shm`), mapped by each
- * process, private to its owner (mode 0600; a file of another user, open to
- * others, or a symbolic link is refused). Each process has an entry there
- * with its pid and start time, so the bytes of a process that died however
- * it died (SIGKILL and the OOM killer included) are given back:
+ * a small file in a memory-backed directory (`/dev/shm/resource-guard-<uid>`),
+ * mapped by each process, private to its owner (mode 0600; a file of another
+ * user, open to others, or a symbolic link is refused). Each process holds a
+ * kernel lock on its entry in the file while it has the budget open, so the
+ * bytes of a process that died, however it died (SIGKILL and the OOM killer
+ * included), are given back:
  *
  * - by any process that opens the budget;
- * - by a reservation that would otherwise be refused, at most
- *   `kMachineReclaimSpacingMs` (1 ms) after the last such check machine-wide,
- *   so a dead process's bytes are there for the next reservation that needs
- *   them once the process has ended;
+ * - by a reservation that would otherwise be refused, at most 1 ms after the
+ *   last check for dead holders began, so a dead process's bytes are there
+ *   for the next reservation that needs them once the process has ended;
  * - by a periodic check every second in each process that has one open, so
  *   that `used` is right even when nobody asks for more.
  *
@@ -23,13 +23,13 @@
  * process budgets: a worker that ends in any way gives its bytes back.
  *
  * Each operation is one native call under a lock in the shared file; see
- * docs/budgets.md for the figures.
+ * docs/budgets.md for the design and the figures.
  *
  * @module
  */
 import * as os from 'node:os';
 import { binding } from './binding';
-import { Budget, setMachineOpener, type BudgetStats, type MachineScope } from './budget';
+import { Budget, setMachineOpener, type BudgetStats } from './budget';
 import { BudgetError, OutOfRangeError } from './errors';
 import { validateBytes } from './validate';
 
@@ -86,9 +86,49 @@ const registry = new FinalizationRegistry<number>((handle) => {
   }
 });
 
-function fileOf(where: MachineScope, name: string): string {
-  const uid = typeof process.geteuid === 'function' ? process.geteuid() : 0;
-  return `${where.directory}/rg-${uid}-${name}.budget`;
+const uid = (): number => (typeof process.geteuid === 'function' ? process.geteuid() : 0);
+
+/**
+ * The default directory: `resource-guard-<uid>` in /dev/shm (else the temp
+ * directory), made with mode 0700 and checked to be this user's own, so
+ * that no other user can take a budget's name in it first.
+ */
+function defaultDirectory(name: string): string {
+  const fs = require('node:fs') as typeof import('node:fs');
+  const dir = `${machineBudgetBase()}/resource-guard-${uid()}`;
+  try {
+    fs.mkdirSync(dir, { mode: 0o700 });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw ioError(err as NodeJS.ErrnoException, name, dir);
+  }
+  let st: import('node:fs').Stats;
+  try {
+    st = fs.lstatSync(dir);
+  } catch (err) {
+    throw ioError(err as NodeJS.ErrnoException, name, dir);
+  }
+  if (!st.isDirectory() || st.uid !== uid() || (st.mode & 0o077) !== 0) {
+    throw new BudgetError(
+      'ERR_BUDGET_FOREIGN',
+      `Refusing ${dir}: the directory of this user's machine budgets must be a directory owned by uid ${uid()} with no access for others (mode 0700)`,
+      name,
+      0,
+      NaN,
+      NaN,
+    );
+  }
+  return dir;
+}
+
+function ioError(err: NodeJS.ErrnoException, name: string, path: string): BudgetError {
+  const e = new BudgetError('ERR_BUDGET_IO', `Cannot use ${path} for the machine budget ${JSON.stringify(name)}: ${err.code ?? err.message}`, name, 0, NaN, NaN);
+  (e as { errno?: number }).errno = typeof err.errno === 'number' ? -Math.abs(err.errno) : undefined;
+  (e as { syscallCode?: string }).syscallCode = err.code;
+  return e;
+}
+
+function fileOf(directory: string, name: string): string {
+  return `${directory}/rg-${uid()}-${name}.budget`;
 }
 
 /** The typed error for a native machine-budget code (other than over-limit). */
@@ -160,7 +200,7 @@ function machineError(code: number, name: string, path: string, requested: numbe
     case 14:
       return new BudgetError(
         'ERR_BUDGET_LOST',
-        `This process's entry in ${path} was taken from it (the file was changed from outside); reopen the budget`,
+        `The machine budget's file ${path} was removed, replaced or shortened, or this process's entry in it was changed from outside; bytes counted there are lost to the budget. Close this handle and open the budget again`,
         name,
         requested,
         NaN,
@@ -197,11 +237,12 @@ export class MachineBudget extends Budget {
       if (!NAME.test(name)) {
         throw new OutOfRangeError('name', 'for a machine budget, 1 to 100 characters of A-Z a-z 0-9 . _ - not starting with a dot', name);
       }
-      const path = fileOf(where, name);
-      const r = binding.machineOpen(where.directory, name, limit, owned);
+      const directory = where.directory ?? defaultDirectory(name);
+      const path = fileOf(directory, name);
+      const r = binding.machineOpen(directory, name, limit, owned);
       if (r >= 0) return new MachineBudget(name, r, owned, path);
       if (-r === 4) {
-        const existing = peekLimit(where, name);
+        const existing = binding.machineExistingLimit();
         return throwError(
           new BudgetError(
             'ERR_BUDGET_LIMIT_MISMATCH',
@@ -250,12 +291,16 @@ export class MachineBudget extends Budget {
   /** Bytes reserved now, machine-wide. */
   override get used(): number {
     this.#open();
-    return binding.machineUsed(this.#handle);
+    const r = binding.machineUsed(this.#handle);
+    if (r < 0) throw machineError(-r, this.name, this.path, 0);
+    return r;
   }
 
   override get limit(): number {
     this.#open();
-    return binding.machineLimit(this.#handle);
+    const r = binding.machineLimit(this.#handle);
+    if (r < 0) throw machineError(-r, this.name, this.path, 0);
+    return r;
   }
 
   /** Highest `used` reached, machine-wide, since the file was made. */
@@ -330,21 +375,18 @@ export class MachineBudget extends Budget {
   }
 }
 
-function peekLimit(where: MachineScope, name: string): number {
-  const h = binding.machineOpen(where.directory, name, undefined, false);
-  if (h < 0) return NaN;
-  try {
-    return binding.machineLimit(h);
-  } finally {
-    binding.machineClose(h);
-  }
-}
-
 function throwError(err: Error): never {
   throw err;
 }
 
-/** The default directory of machine budgets on this machine. */
-export function machineBudgetDirectory(): string {
+function machineBudgetBase(): string {
   return binding.machineDefaultDir() || os.tmpdir();
+}
+
+/**
+ * The directory machine budgets use when none is given:
+ * `resource-guard-<uid>` in /dev/shm, else in os.tmpdir() (made on first open).
+ */
+export function machineBudgetDirectory(): string {
+  return `${machineBudgetBase()}/resource-guard-${uid()}`;
 }

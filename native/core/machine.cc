@@ -41,12 +41,14 @@ constexpr uint32_t kVersion = 1;
 constexpr size_t kHeaderBytes = 512;
 constexpr uint64_t kMaxSafe = (uint64_t{1} << 53) - 1;
 
-// One process's share of a budget: one cache line.
+// One process's share of a budget: one cache line. Which process holds it is
+// told by the kernel, not by these fields: the holder keeps an open-file-
+// description lock on the entry's first byte (see entry_held_elsewhere).
 struct alignas(64) ProcEntry {
-  std::atomic<uint32_t> state;  // 0 free, 1 taken; written last when taken
-  uint32_t pid;
-  uint64_t start_time;  // /proc/<pid>/stat field 22: clock ticks after boot
-  uint64_t pid_ns;      // inode of the process's pid namespace
+  std::atomic<uint32_t> state;  // 0 free, 1 taken
+  uint32_t pid;                 // for diagnostics and tamper checks
+  uint64_t start_time;          // /proc/self/stat field 22, idem
+  uint64_t reserved0;
   std::atomic<uint64_t> held;
   uint64_t successes;
   uint64_t failures;
@@ -63,7 +65,7 @@ struct Header {
   uint64_t file_bytes;
   uint32_t word_bits;  // pointer width where the file was made
   uint32_t pad0;
-  uint64_t pid_ns;  // the pid namespace of the processes that share the file
+  uint64_t reserved0;
   std::atomic<uint64_t> used;  // always the sum of the entries' held
   std::atomic<uint64_t> peak;
   std::atomic<uint64_t> limit;
@@ -71,14 +73,14 @@ struct Header {
   std::atomic<uint64_t> failures;
   std::atomic<uint64_t> reclaimed_bytes;
   std::atomic<uint64_t> reclaimed_processes;
-  std::atomic<int64_t> last_scan_ms;
-  // The lock: 0 when free, else the pid of the process that holds it, which
-  // then writes its start time to lock_start. The lock is ours rather than a
-  // pthread mutex so that nothing the file holds reaches the C library: a
-  // damaged word makes a locker wait and give up, never crash.
+  std::atomic<int64_t> last_scan_ms;  // when the last scan for dead holders began
+  // The lock: 0 when free, else the token (entry index + 1) of the process
+  // that holds it. A holder is alive exactly while its entry's byte lock is
+  // held, so a lock whose holder is gone is taken over with certainty, and
+  // a live holder's never. The lock is ours rather than a pthread mutex so
+  // that nothing the file holds reaches the C library.
   std::atomic<uint32_t> lock_word;
   uint32_t pad1;
-  std::atomic<uint64_t> lock_start;
 };
 static_assert(sizeof(Header) <= kHeaderBytes, "header fits its block");
 static_assert(std::atomic<uint64_t>::is_always_lock_free && std::atomic<int64_t>::is_always_lock_free &&
@@ -96,10 +98,17 @@ struct MachineMapping {
   ino_t ino = 0;
   std::string path;
   int entry = -1;
+  uint32_t token = 0;  // entry + 1
   int refs = 0;
   uint32_t pid = 0;
   uint64_t start_time = 0;
-  uint64_t pid_ns = 0;
+  // Set when the file was removed or replaced under the mapping, or this
+  // process's entry was taken from it: operations fail with kMachineLost and
+  // new opens make a new mapping.
+  std::atomic<bool> stale{false};
+  // Bytes a closing handle could not give back (the lock stayed taken); the
+  // periodic check gives them back.
+  std::atomic<uint64_t> pending{0};
   Header* h = nullptr;
   ProcEntry* entries = nullptr;
 };
@@ -122,67 +131,117 @@ int64_t now_ms() {
   return static_cast<int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
 }
 
-// Reads the state letter and start time of `pid` (0 for this process).
-// Returns 0, or an errno: ENOENT when there is no such process.
-int read_proc_stat(uint32_t pid, uint64_t* start, char* state) {
-  char path[64];
-  if (pid == 0) {
-    std::snprintf(path, sizeof path, "/proc/self/stat");
-  } else {
-    std::snprintf(path, sizeof path, "/proc/%u/stat", pid);
+// ---- SIGBUS guard ------------------------------------------------------------
+//
+// A file shortened while mapped makes an access past its end raise SIGBUS. So
+// that nothing the file holds can end the process, a SIGBUS inside one of our
+// mappings replaces the mapping with private zeroed memory and lets the
+// access retry there; the zeroed entry then fails every operation with
+// kMachineLost (and the periodic check marks the mapping stale). A SIGBUS
+// anywhere else goes to the previous handler, or ends the process as before.
+constexpr int kMaxGuarded = 1024;
+std::atomic<uintptr_t> g_guarded[kMaxGuarded];
+struct sigaction g_prev_bus;
+std::once_flag g_bus_once;
+
+void on_sigbus(int sig, siginfo_t* info, void* ctx) {
+  uintptr_t at = reinterpret_cast<uintptr_t>(info->si_addr);
+  for (int i = 0; i < kMaxGuarded; ++i) {
+    uintptr_t base = g_guarded[i].load(std::memory_order_acquire);
+    if (base != 0 && at >= base && at < base + kFileBytes) {
+      void* p = mmap(reinterpret_cast<void*>(base), kFileBytes, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+      if (p != MAP_FAILED) return;
+    }
   }
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if ((g_prev_bus.sa_flags & SA_SIGINFO) != 0 && g_prev_bus.sa_sigaction != nullptr) {
+    g_prev_bus.sa_sigaction(sig, info, ctx);
+    return;
+  }
+  if ((g_prev_bus.sa_flags & SA_SIGINFO) == 0 && g_prev_bus.sa_handler != SIG_DFL && g_prev_bus.sa_handler != SIG_IGN) {
+    g_prev_bus.sa_handler(sig);
+    return;
+  }
+  // Not ours and no handler before us: the default action, on the retry.
+  struct sigaction dfl;
+  std::memset(&dfl, 0, sizeof dfl);
+  dfl.sa_handler = SIG_DFL;
+  sigaction(SIGBUS, &dfl, nullptr);
+}
+
+void guard(void* base) {
+  std::call_once(g_bus_once, [] {
+    struct sigaction sa;
+    std::memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = on_sigbus;
+    sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGBUS, &sa, &g_prev_bus);
+  });
+  for (int i = 0; i < kMaxGuarded; ++i) {
+    uintptr_t expected = 0;
+    if (g_guarded[i].compare_exchange_strong(expected, reinterpret_cast<uintptr_t>(base))) return;
+  }
+}
+
+void unguard(void* base) {
+  for (int i = 0; i < kMaxGuarded; ++i) {
+    uintptr_t expected = reinterpret_cast<uintptr_t>(base);
+    if (g_guarded[i].compare_exchange_strong(expected, 0)) return;
+  }
+}
+
+// ---- liveness: open-file-description locks -------------------------------------
+//
+// A process holds a write lock on the first byte of its entry for as long as
+// it has the budget open. The kernel drops the lock when the process ends,
+// however it ends, so "no lock on the byte" means "no live holder" in every
+// pid namespace, with hidden /proc, across pid reuse.
+
+off_t entry_byte(int i) { return static_cast<off_t>(kHeaderBytes + sizeof(ProcEntry) * static_cast<size_t>(i)); }
+
+bool lock_entry(int fd, int i) {
+  struct flock fl;
+  std::memset(&fl, 0, sizeof fl);
+  fl.l_type = F_WRLCK;
+  fl.l_whence = SEEK_SET;
+  fl.l_start = entry_byte(i);
+  fl.l_len = 1;
+  return fcntl(fd, F_OFD_SETLK, &fl) == 0;
+}
+
+// Whether an open file description other than `fd`'s holds entry i's lock.
+// When the kernel cannot answer, the holder is taken as alive.
+bool entry_held_elsewhere(int fd, int i) {
+  struct flock fl;
+  std::memset(&fl, 0, sizeof fl);
+  fl.l_type = F_WRLCK;
+  fl.l_whence = SEEK_SET;
+  fl.l_start = entry_byte(i);
+  fl.l_len = 1;
+  if (fcntl(fd, F_OFD_GETLK, &fl) != 0) return true;
+  return fl.l_type != F_UNLCK;
+}
+
+int read_own_start(uint64_t* start) {
+  int fd = open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
   if (fd < 0) return errno;
   char buf[1024];
   ssize_t n;
   do {
     n = read(fd, buf, sizeof buf - 1);
   } while (n < 0 && errno == EINTR);
-  int err = errno;
   close(fd);
-  if (n < 0) return err == ESRCH ? ENOENT : err;
-  if (n == 0) return ENOENT;  // the process went away between open and read
+  if (n <= 0) return EIO;
   buf[n] = '\0';
-  // "pid (comm) S ..." where comm may hold spaces and parentheses.
   char* p = std::strrchr(buf, ')');
-  if (p == nullptr || p[1] != ' ' || p[2] == '\0') return EIO;
-  p += 2;
-  *state = *p;
-  int field = 3;
-  while (field < 22) {
-    p = std::strchr(p, ' ');
+  if (p == nullptr) return EIO;
+  for (int field = 2; field < 22; ++field) {
+    p = std::strchr(p + 1, ' ');
     if (p == nullptr) return EIO;
-    ++p;
-    ++field;
   }
-  *start = std::strtoull(p, nullptr, 10);
+  *start = std::strtoull(p + 1, nullptr, 10);
   return 0;
-}
-
-uint64_t own_pid_ns() {
-  struct stat st;
-  if (stat("/proc/self/ns/pid", &st) != 0) return 0;
-  return static_cast<uint64_t>(st.st_ino);
-}
-
-// Whether the process an entry names still runs. When that cannot be told
-// (another pid namespace, /proc unreadable and kill() inconclusive), it is
-// taken as running: bytes are never given back for a process that may hold
-// them.
-bool entry_alive(const ProcEntry& e, uint64_t my_ns) {
-  uint32_t pid = e.pid;
-  if (pid == 0) return false;  // never written: the claim did not finish
-  if (e.pid_ns != my_ns) return true;
-  uint64_t start = 0;
-  char state = 0;
-  int err = read_proc_stat(pid, &start, &state);
-  if (err == ENOENT) return false;
-  if (err != 0) {
-    if (kill(static_cast<pid_t>(pid), 0) == 0) return true;
-    return errno != ESRCH;
-  }
-  if (start != e.start_time) return false;  // the pid was reused
-  return state != 'Z' && state != 'X' && state != 'x';
 }
 
 bool owns_entry(const MachineMapping* m) {
@@ -191,7 +250,7 @@ bool owns_entry(const MachineMapping* m) {
 }
 
 // Makes `used` the sum of the entries again, after a process died holding
-// the lock.
+// the lock (it may have died between the two stores of an update).
 void repair_locked(MachineMapping* m) {
   uint64_t sum = 0;
   for (int i = 0; i < kMachineMaxProcesses; ++i) {
@@ -201,93 +260,85 @@ void repair_locked(MachineMapping* m) {
   m->h->last_scan_ms.store(INT64_MIN, std::memory_order_relaxed);
 }
 
-// Whether the process `pid` that holds the lock is gone: no such process,
-// or a zombie, or (with expect_start) a process of that pid that started at
-// another time. When it cannot be told, it is taken as running.
-bool lock_owner_gone(uint32_t pid, uint64_t expect_start) {
-  uint64_t start = 0;
-  char state = 0;
-  int err = read_proc_stat(pid, &start, &state);
-  if (err == ENOENT) return true;
-  if (err != 0) return kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH;
-  if (state == 'Z' || state == 'X' || state == 'x') return true;
-  return expect_start != 0 && start != expect_start;
-}
-
-// Takes the lock. A holder that died is detected from its pid and the lock
-// taken over, with `used` recomputed from the entries. The start-time check
-// that catches a reused pid is made only after half the timeout, so a
-// holder that has not yet written its start time is never mistaken for
-// another process.
-int lock(MachineMapping* m) {
+// Takes the lock with this mapping's token. With `once`, gives up at once
+// (kMachineLockTimeout) when a live holder has it.
+int lock(MachineMapping* m, bool once = false) {
   std::atomic<uint32_t>& word = m->h->lock_word;
-  const uint32_t me = m->pid;
+  const uint32_t me = m->token;
   int64_t began = -1;
   int64_t next_check = 0;
   for (unsigned spins = 0;; ++spins) {
     uint32_t cur = 0;
-    if (word.compare_exchange_strong(cur, me, std::memory_order_acquire, std::memory_order_relaxed)) {
-      m->h->lock_start.store(m->start_time, std::memory_order_relaxed);
-      return kMachineOk;
-    }
+    if (word.compare_exchange_strong(cur, me, std::memory_order_acquire, std::memory_order_relaxed)) return kMachineOk;
     if (cur == 0) continue;
-    if (spins < 64) continue;
-    if (spins < 256) {
-      sched_yield();
-      continue;
+    bool check = once;
+    if (!once) {
+      if (spins < 64) continue;
+      if (spins < 256) {
+        sched_yield();
+        continue;
+      }
+      timespec pause{0, 20000};
+      nanosleep(&pause, nullptr);
+      int64_t now = now_ms();
+      if (began < 0) {
+        began = now;
+        next_check = now;
+      }
+      if (now - began >= kMachineLockTimeoutMs) return kMachineLockTimeout;
+      if (now >= next_check) {
+        next_check = now + 1;
+        check = true;
+      }
     }
-    timespec pause{0, 20000};
-    nanosleep(&pause, nullptr);
-    int64_t now = now_ms();
-    if (began < 0) {
-      began = now;
-      next_check = now;
-    }
-    if (now < next_check) continue;
-    next_check = now + 1;
-    if (cur != me) {
-      bool late = now - began >= kMachineLockTimeoutMs / 2;
-      uint64_t expect = late ? m->h->lock_start.load(std::memory_order_relaxed) : 0;
-      if (lock_owner_gone(cur, expect) &&
-          word.compare_exchange_strong(cur, me, std::memory_order_acquire, std::memory_order_relaxed)) {
-        m->h->lock_start.store(m->start_time, std::memory_order_relaxed);
+    if (check && cur != me) {
+      // A token that names no entry, or an entry nobody holds: the holder
+      // is gone (or the word is damaged). Take over and repair.
+      bool gone = cur > static_cast<uint32_t>(kMachineMaxProcesses) ||
+                  !entry_held_elsewhere(m->fd, static_cast<int>(cur) - 1);
+      if (gone && word.compare_exchange_strong(cur, me, std::memory_order_acquire, std::memory_order_relaxed)) {
         repair_locked(m);
         return kMachineOk;
       }
     }
-    if (now - began >= kMachineLockTimeoutMs) return kMachineLockTimeout;
+    if (once) return kMachineLockTimeout;
   }
 }
 
 void unlock(MachineMapping* m) { m->h->lock_word.store(0, std::memory_order_release); }
 
+// Gives back what entry i holds and frees it. Caller holds the lock.
 void free_entry_locked(MachineMapping* m, int i) {
   ProcEntry& e = m->entries[i];
   uint64_t held = e.held.load(std::memory_order_relaxed);
   uint64_t used = m->h->used.load(std::memory_order_relaxed);
-  // Order: the entry's claim goes first, so a process that dies here leaves
-  // the entry taken with its bytes, and the repair or the next scan finishes.
+  // A process that dies between these stores leaves `used` below the sum;
+  // the next locker's repair recomputes it.
   m->h->used.store(used >= held ? used - held : 0, std::memory_order_release);
   e.held.store(0, std::memory_order_relaxed);
   e.state.store(0, std::memory_order_release);
   e.pid = 0;
 }
 
-// Gives back what dead processes held. Caller holds the lock.
+void reclaim_entry_locked(MachineMapping* m, int i) {
+  m->h->reclaimed_bytes.fetch_add(m->entries[i].held.load(std::memory_order_relaxed), std::memory_order_relaxed);
+  m->h->reclaimed_processes.fetch_add(1, std::memory_order_relaxed);
+  free_entry_locked(m, i);
+}
+
+// Gives back what dead processes held. Caller holds the lock. The time is
+// taken when the scan begins, so a scan that began before a death never
+// stands in for one after it.
 int scan_locked(MachineMapping* m) {
+  m->h->last_scan_ms.store(now_ms(), std::memory_order_relaxed);
   int reclaimed = 0;
   for (int i = 0; i < kMachineMaxProcesses; ++i) {
     if (i == m->entry) continue;
-    ProcEntry& e = m->entries[i];
-    if (e.state.load(std::memory_order_acquire) != 1) continue;
-    if (entry_alive(e, m->pid_ns)) continue;
-    uint64_t held = e.held.load(std::memory_order_relaxed);
-    m->h->reclaimed_bytes.fetch_add(held, std::memory_order_relaxed);
-    m->h->reclaimed_processes.fetch_add(1, std::memory_order_relaxed);
-    free_entry_locked(m, i);
+    if (m->entries[i].state.load(std::memory_order_acquire) != 1) continue;
+    if (entry_held_elsewhere(m->fd, i)) continue;
+    reclaim_entry_locked(m, i);
     ++reclaimed;
   }
-  m->h->last_scan_ms.store(now_ms(), std::memory_order_relaxed);
   return reclaimed;
 }
 
@@ -324,9 +375,16 @@ std::string file_path(const std::string& dir, const std::string& name) {
 // kMachineOk, kMachineIo, or -1 when another process linked its file first.
 int create_file(const std::string& path, uint64_t limit, int* sys_errno) {
   static std::atomic<unsigned> counter{0};
-  std::string tmp = path + ".tmp-" + std::to_string(static_cast<long>(getpid())) + "-" +
-                    std::to_string(counter.fetch_add(1, std::memory_order_relaxed));
-  int fd = open(tmp.c_str(), O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+  int fd = -1;
+  std::string tmp;
+  for (int attempt = 0; attempt < 8 && fd < 0; ++attempt) {
+    // A name no live process uses: pid, a counter and the clock. One left by
+    // a process that died while making its file only costs another attempt.
+    tmp = path + ".tmp-" + std::to_string(static_cast<long>(getpid())) + "-" +
+          std::to_string(counter.fetch_add(1, std::memory_order_relaxed)) + "-" + std::to_string(now_ms());
+    fd = open(tmp.c_str(), O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0 && errno != EEXIST) break;
+  }
   if (fd < 0) {
     *sys_errno = errno;
     return kMachineIo;
@@ -345,7 +403,6 @@ int create_file(const std::string& path, uint64_t limit, int* sys_errno) {
     h->max_processes = kMachineMaxProcesses;
     h->file_bytes = kFileBytes;
     h->word_bits = 8 * sizeof(void*);
-    h->pid_ns = own_pid_ns();
     h->limit.store(limit, std::memory_order_relaxed);
     h->last_scan_ms.store(INT64_MIN, std::memory_order_relaxed);
     ssize_t n;
@@ -375,15 +432,41 @@ bool same_file(const std::string& path, dev_t dev, ino_t ino) {
   return lstat(path.c_str(), &st) == 0 && st.st_dev == dev && st.st_ino == ino;
 }
 
+// Whether the mapping still shows the file its path names, whole: the file
+// was not removed, replaced or shortened. Marks it stale when not.
+bool still_current(MachineMapping* m) {
+  if (m->stale.load(std::memory_order_relaxed)) return false;
+  struct stat st;
+  bool ok = same_file(m->path, m->dev, m->ino) && fstat(m->fd, &st) == 0 &&
+            static_cast<uint64_t>(st.st_size) == kFileBytes && owns_entry(m);
+  if (!ok) m->stale.store(true, std::memory_order_relaxed);
+  return ok;
+}
+
+void drop_mapping(MachineMapping* m) {
+  unguard(m->base);
+  munmap(m->base, kFileBytes);
+  close(m->fd);  // drops the entry's byte lock
+  delete m;
+}
+
 // Opens `path`, which exists, for this process. Returns kMachineOk, an
 // error, or -1 when the file was removed meanwhile (the caller starts over).
 // Caller holds the registry mutex.
 int attach(Registry& r, const std::string& path, int fd, const struct stat& st, bool has_limit, uint64_t limit,
-           MachineMapping** out, int* sys_errno) {
+           MachineMapping** out, int* sys_errno, uint64_t* existing_limit) {
   for (MachineMapping* m : r.maps) {
-    if (m->dev == st.st_dev && m->ino == st.st_ino) {
+    // A mapping of the same name whose file was removed or replaced is found
+    // out here, so that its handles fail rather than count on the old file.
+    if (m->path == path && !still_current(m)) continue;
+    if (m->dev == st.st_dev && m->ino == st.st_ino && !m->stale.load(std::memory_order_relaxed)) {
+      uint64_t have = m->h->limit.load(std::memory_order_acquire);
+      if (has_limit && have != limit) {
+        close(fd);
+        *existing_limit = have;
+        return kMachineLimitMismatch;
+      }
       close(fd);
-      if (has_limit && m->h->limit.load(std::memory_order_acquire) != limit) return kMachineLimitMismatch;
       ++m->refs;
       *out = m;
       return kMachineOk;
@@ -395,6 +478,7 @@ int attach(Registry& r, const std::string& path, int fd, const struct stat& st, 
     close(fd);
     return kMachineIo;
   }
+  guard(base);
   auto* m = new MachineMapping();
   m->fd = fd;
   m->base = base;
@@ -404,57 +488,74 @@ int attach(Registry& r, const std::string& path, int fd, const struct stat& st, 
   m->h = static_cast<Header*>(base);
   m->entries = reinterpret_cast<ProcEntry*>(static_cast<char*>(base) + kHeaderBytes);
   m->pid = static_cast<uint32_t>(getpid());
-  m->pid_ns = own_pid_ns();
-  char state = 0;
-  if (read_proc_stat(0, &m->start_time, &state) != 0) m->start_time = 0;
-  auto discard = [&](int code) {
-    munmap(base, kFileBytes);
-    close(fd);
-    delete m;
-    return code;
-  };
+  if (read_own_start(&m->start_time) != 0) m->start_time = 0;  // only a tamper check uses it
   std::atomic_thread_fence(std::memory_order_acquire);
-  if (!header_valid(m->h)) return discard(kMachineCorrupt);
-  // Lock holders are told apart by pid, so every process that shares the
-  // file must see the same pids.
-  if (m->h->pid_ns != 0 && m->pid_ns != 0 && m->h->pid_ns != m->pid_ns) return discard(kMachineForeign);
-  int err = lock(m);
-  if (err != kMachineOk) return discard(err);
-  if (!contents_valid_locked(m)) {
-    unlock(m);
-    return discard(kMachineCorrupt);
+  if (!header_valid(m->h)) {
+    drop_mapping(m);
+    return kMachineCorrupt;
   }
-  if (has_limit && m->h->limit.load(std::memory_order_relaxed) != limit) {
-    unlock(m);
-    return discard(kMachineLimitMismatch);
-  }
-  scan_locked(m);
+  // Claim an entry: the kernel gives its byte lock to one process only. An
+  // entry whose lock is free has no live holder, whatever it still says.
   int slot = -1;
   for (int i = 0; i < kMachineMaxProcesses; ++i) {
-    if (m->entries[i].state.load(std::memory_order_relaxed) == 0) {
+    if (lock_entry(fd, i)) {
       slot = i;
       break;
     }
   }
   if (slot < 0) {
+    drop_mapping(m);
+    return kMachineFull;
+  }
+  m->entry = slot;
+  m->token = static_cast<uint32_t>(slot) + 1;
+  // A lock word that holds our token now was left by the dead process whose
+  // entry we took (no thread of ours has used the token yet): take it over.
+  int err = kMachineOk;
+  uint32_t ours = m->token;
+  if (m->h->lock_word.compare_exchange_strong(ours, ours, std::memory_order_acquire)) {
+    repair_locked(m);
+  } else {
+    err = lock(m);
+  }
+  if (err != kMachineOk) {
+    drop_mapping(m);
+    return err;
+  }
+  auto fail = [&](int code) {
     unlock(m);
-    return discard(kMachineFull);
+    drop_mapping(m);
+    return code;
+  };
+  if (!contents_valid_locked(m)) return fail(kMachineCorrupt);
+  if (m->entries[slot].state.load(std::memory_order_relaxed) == 1) reclaim_entry_locked(m, slot);
+  scan_locked(m);
+  if (has_limit && m->h->limit.load(std::memory_order_relaxed) != limit) {
+    bool alone = true;
+    for (int i = 0; i < kMachineMaxProcesses && alone; ++i) {
+      if (m->entries[i].state.load(std::memory_order_relaxed) == 1) alone = false;
+    }
+    if (!alone) {
+      *existing_limit = m->h->limit.load(std::memory_order_relaxed);
+      return fail(kMachineLimitMismatch);
+    }
+    // Left behind by processes that all ended without closing it: a new
+    // budget, with the new limit.
+    m->h->limit.store(limit, std::memory_order_relaxed);
+    m->h->peak.store(0, std::memory_order_relaxed);
+    m->h->successes.store(0, std::memory_order_relaxed);
+    m->h->failures.store(0, std::memory_order_relaxed);
   }
   // The last process to close removes the file under the lock; one that
   // did so before we took the lock leaves us a file nobody else will open.
-  if (!same_file(path, st.st_dev, st.st_ino)) {
-    unlock(m);
-    return discard(-1);
-  }
+  if (!same_file(path, st.st_dev, st.st_ino)) return fail(-1);
   ProcEntry& e = m->entries[slot];
   e.pid = m->pid;
   e.start_time = m->start_time;
-  e.pid_ns = m->pid_ns;
   e.held.store(0, std::memory_order_relaxed);
   e.successes = 0;
   e.failures = 0;
   e.state.store(1, std::memory_order_release);
-  m->entry = slot;
   unlock(m);
   m->refs = 1;
   r.maps.push_back(m);
@@ -462,12 +563,27 @@ int attach(Registry& r, const std::string& path, int fd, const struct stat& st, 
   return kMachineOk;
 }
 
+// Locks a mapping for an operation: kMachineLost when it is stale or its
+// entry was taken from it.
+int lock_for_op(MachineMapping* m) {
+  if (m->stale.load(std::memory_order_relaxed)) return kMachineLost;
+  int err = lock(m);
+  if (err != kMachineOk) return err;
+  if (!owns_entry(m)) {
+    unlock(m);
+    m->stale.store(true, std::memory_order_relaxed);
+    return kMachineLost;
+  }
+  return kMachineOk;
+}
+
 }  // namespace
 
 int machine_open(const std::string& dir, const std::string& name, bool has_limit, uint64_t limit,
-                 MachineMapping** out, int* sys_errno) {
+                 MachineMapping** out, int* sys_errno, uint64_t* existing_limit) {
   *out = nullptr;
   *sys_errno = 0;
+  *existing_limit = 0;
   if (!machine_name_valid(name)) return kMachineBadName;
   if (dir.empty() || dir.find('\0') != std::string::npos) return kMachineBadName;
   if (has_limit && limit > kMaxSafe) return kMachineCorrupt;
@@ -501,8 +617,8 @@ int machine_open(const std::string& dir, const std::string& name, bool has_limit
       close(fd);
       return kMachineCorrupt;
     }
-    std::lock_guard<std::mutex> guard(r.mu);
-    int a = attach(r, path, fd, st, has_limit, limit, out, sys_errno);
+    std::lock_guard<std::mutex> guard_registry(r.mu);
+    int a = attach(r, path, fd, st, has_limit, limit, out, sys_errno, existing_limit);
     if (a != -1) return a;
   }
   *sys_errno = EAGAIN;
@@ -511,9 +627,9 @@ int machine_open(const std::string& dir, const std::string& name, bool has_limit
 
 void machine_unref(MachineMapping* m) {
   Registry& r = registry();
-  std::lock_guard<std::mutex> guard(r.mu);
+  std::lock_guard<std::mutex> guard_registry(r.mu);
   if (--m->refs > 0) return;
-  if (lock(m) == kMachineOk) {
+  if (!m->stale.load(std::memory_order_relaxed) && lock(m) == kMachineOk) {
     if (owns_entry(m)) free_entry_locked(m, m->entry);
     scan_locked(m);
     bool empty = true;
@@ -529,18 +645,12 @@ void machine_unref(MachineMapping* m) {
       break;
     }
   }
-  munmap(m->base, kFileBytes);
-  close(m->fd);
-  delete m;
+  drop_mapping(m);
 }
 
 int machine_reserve(MachineMapping* m, uint64_t bytes, uint64_t* used_after) {
-  int err = lock(m);
+  int err = lock_for_op(m);
   if (err != kMachineOk) return err;
-  if (!owns_entry(m)) {
-    unlock(m);
-    return kMachineLost;
-  }
   Header* h = m->h;
   ProcEntry& e = m->entries[m->entry];
   uint64_t used = h->used.load(std::memory_order_relaxed);
@@ -561,7 +671,7 @@ int machine_reserve(MachineMapping* m, uint64_t bytes, uint64_t* used_after) {
     return kMachineOverLimit;
   }
   // The entry first: a process that dies between the two stores leaves
-  // `used` short of the sum, which the next locker's repair restores.
+  // `used` below the sum, which the next locker's repair restores.
   e.held.store(e.held.load(std::memory_order_relaxed) + bytes, std::memory_order_relaxed);
   uint64_t next = used + bytes;
   h->used.store(next, std::memory_order_release);
@@ -574,12 +684,8 @@ int machine_reserve(MachineMapping* m, uint64_t bytes, uint64_t* used_after) {
 }
 
 int machine_release(MachineMapping* m, uint64_t bytes, uint64_t* used_after) {
-  int err = lock(m);
+  int err = lock_for_op(m);
   if (err != kMachineOk) return err;
-  if (!owns_entry(m)) {
-    unlock(m);
-    return kMachineLost;
-  }
   ProcEntry& e = m->entries[m->entry];
   uint64_t held = e.held.load(std::memory_order_relaxed);
   if (bytes > held) {
@@ -587,9 +693,9 @@ int machine_release(MachineMapping* m, uint64_t bytes, uint64_t* used_after) {
     return kMachineExceedsHeld;
   }
   uint64_t used = m->h->used.load(std::memory_order_relaxed);
-  // The counter first here, so that a process dying between the stores
-  // leaves `used` above the sum, never below what someone holds; the repair
-  // recomputes it either way.
+  // The counter first: a process that dies between the stores leaves `used`
+  // below the sum, which the repair recomputes (undoing this release, whose
+  // bytes the dead process's entry still holds and the scan gives back).
   uint64_t next = used >= bytes ? used - bytes : 0;
   m->h->used.store(next, std::memory_order_release);
   e.held.store(held - bytes, std::memory_order_relaxed);
@@ -598,9 +704,13 @@ int machine_release(MachineMapping* m, uint64_t bytes, uint64_t* used_after) {
   return kMachineOk;
 }
 
+void machine_defer_release(MachineMapping* m, uint64_t bytes) {
+  m->pending.fetch_add(bytes, std::memory_order_relaxed);
+}
+
 int machine_set_limit(MachineMapping* m, uint64_t limit) {
   if (limit > kMaxSafe) return kMachineCorrupt;
-  int err = lock(m);
+  int err = lock_for_op(m);
   if (err != kMachineOk) return err;
   if (limit < m->h->used.load(std::memory_order_relaxed)) {
     scan_locked(m);
@@ -615,7 +725,7 @@ int machine_set_limit(MachineMapping* m, uint64_t limit) {
 }
 
 int machine_stats(MachineMapping* m, MachineStats* out) {
-  int err = lock(m);
+  int err = lock_for_op(m);
   if (err != kMachineOk) return err;
   const Header* h = m->h;
   out->used = h->used.load(std::memory_order_relaxed);
@@ -627,20 +737,24 @@ int machine_stats(MachineMapping* m, MachineStats* out) {
   out->reclaimed_processes = h->reclaimed_processes.load(std::memory_order_relaxed);
   uint32_t holders = 0;
   for (int i = 0; i < kMachineMaxProcesses; ++i) {
-    if (m->entries[i].state.load(std::memory_order_relaxed) == 1) ++holders;
+    if (m->entries[i].state.load(std::memory_order_relaxed) == 1 &&
+        (i == m->entry || entry_held_elsewhere(m->fd, i))) {
+      ++holders;
+    }
   }
   out->holders = holders;
-  bool owned = owns_entry(m);
-  out->process_held = owned ? m->entries[m->entry].held.load(std::memory_order_relaxed) : 0;
+  out->process_held = m->entries[m->entry].held.load(std::memory_order_relaxed);
   unlock(m);
-  return owned ? kMachineOk : kMachineLost;
+  return kMachineOk;
 }
 
 uint64_t machine_used(const MachineMapping* m) { return m->h->used.load(std::memory_order_acquire); }
 uint64_t machine_limit(const MachineMapping* m) { return m->h->limit.load(std::memory_order_acquire); }
+bool machine_lost(const MachineMapping* m) { return m->stale.load(std::memory_order_relaxed); }
 
 int machine_reclaim(MachineMapping* m, int* reclaimed) {
-  int err = lock(m);
+  *reclaimed = 0;
+  int err = lock_for_op(m);
   if (err != kMachineOk) return err;
   *reclaimed = scan_locked(m);
   unlock(m);
@@ -649,16 +763,35 @@ int machine_reclaim(MachineMapping* m, int* reclaimed) {
 
 void machine_reclaim_all() {
   Registry& r = registry();
-  std::lock_guard<std::mutex> guard(r.mu);
+  std::lock_guard<std::mutex> guard_registry(r.mu);
   for (MachineMapping* m : r.maps) {
-    int n = 0;
-    machine_reclaim(m, &n);
+    if (!still_current(m)) continue;
+    // Never waits: a lock held by a live process is left for the next turn.
+    if (lock(m, true) != kMachineOk) continue;
+    if (!owns_entry(m)) {
+      unlock(m);
+      m->stale.store(true, std::memory_order_relaxed);
+      continue;
+    }
+    uint64_t pending = m->pending.exchange(0, std::memory_order_relaxed);
+    if (pending > 0) {
+      ProcEntry& e = m->entries[m->entry];
+      uint64_t held = e.held.load(std::memory_order_relaxed);
+      uint64_t give = pending < held ? pending : held;
+      uint64_t used = m->h->used.load(std::memory_order_relaxed);
+      m->h->used.store(used >= give ? used - give : 0, std::memory_order_release);
+      e.held.store(held - give, std::memory_order_relaxed);
+    }
+    scan_locked(m);
+    unlock(m);
   }
 }
 
 std::string machine_default_dir() {
   struct stat st;
-  if (stat("/dev/shm", &st) == 0 && S_ISDIR(st.st_mode) && access("/dev/shm", W_OK | X_OK) == 0) return "/dev/shm";
+  if (stat("/dev/shm", &st) == 0 && S_ISDIR(st.st_mode) && faccessat(AT_FDCWD, "/dev/shm", W_OK | X_OK, AT_EACCESS) == 0) {
+    return "/dev/shm";
+  }
   return "";
 }
 
@@ -666,15 +799,19 @@ std::string machine_default_dir() {
 
 struct MachineMapping {};
 
-int machine_open(const std::string&, const std::string& name, bool, uint64_t, MachineMapping** out, int* sys_errno) {
+int machine_open(const std::string&, const std::string& name, bool, uint64_t, MachineMapping** out, int* sys_errno,
+                 uint64_t* existing_limit) {
   *out = nullptr;
   *sys_errno = 0;
+  *existing_limit = 0;
   if (!machine_name_valid(name)) return kMachineBadName;
   return kMachineUnsupported;
 }
 void machine_unref(MachineMapping*) {}
 int machine_reserve(MachineMapping*, uint64_t, uint64_t*) { return kMachineUnsupported; }
 int machine_release(MachineMapping*, uint64_t, uint64_t*) { return kMachineUnsupported; }
+void machine_defer_release(MachineMapping*, uint64_t) {}
+bool machine_lost(const MachineMapping*) { return true; }
 int machine_set_limit(MachineMapping*, uint64_t) { return kMachineUnsupported; }
 int machine_stats(MachineMapping*, MachineStats*) { return kMachineUnsupported; }
 uint64_t machine_used(const MachineMapping*) { return 0; }

@@ -3,23 +3,28 @@
 // directory (/dev/shm) that each process maps.
 //
 // The file holds a header (limit, used, peak, counts, a lock word) and a
-// table of process entries. Each entry records what one process holds, with
-// its pid, the process's start time and its pid namespace, so that a reused
-// pid is not taken for the holder. Every change to the counter happens under
-// the lock and updates the process's entry and the counter together; `used`
-// is therefore always the sum of the entries. The lock word holds the pid of
-// its holder: a locker that finds the holder gone takes the lock over and
+// table of process entries, each what one process holds. A process holds an
+// open-file-description lock (F_OFD_SETLK) on the first byte of its entry
+// for as long as it has the budget open; the kernel drops it when the
+// process ends, however it ends (exit, SIGKILL, the OOM killer). So an entry
+// whose byte is not locked has no live holder, whatever pid namespace,
+// hidden /proc or pid reuse is involved, and a live holder's entry is never
+// taken for a dead one's.
+//
+// Every change to the counter happens under the lock word and updates the
+// process's entry and the counter together; `used` is therefore always the
+// sum of the entries. The lock word holds its holder's token (entry index +
+// 1): a locker that finds the token's entry unlocked takes the lock over and
 // recomputes `used` from the entries, which repairs an update the holder
 // died in the middle of. Nothing the file holds is handed to the C library,
-// so a damaged file makes calls fail with an error, never crash. The bytes of a process that
-// died (however it died: exit, SIGKILL, the OOM killer) are given back by
-// whoever next opens the budget, by a reservation that would otherwise be
-// refused, and by the periodic check (machine_reclaim).
+// and an access past the end of a file shortened under the mapping is caught
+// (SIGBUS), so a damaged file makes calls fail with an error, never crash.
+// What a dead process held is given back by whoever next opens the budget,
+// by a reservation that would otherwise be refused, and by the periodic
+// check (machine_reclaim_all).
 //
-// Supported on Linux, where /proc tells whether a pid still names the
-// process that took an entry; elsewhere machine_open answers
-// kMachineUnsupported. Nothing here includes
-// a Node header.
+// Supported on Linux (open-file-description locks); elsewhere machine_open
+// answers kMachineUnsupported. Nothing here includes a Node header.
 #pragma once
 
 #include <cstdint>
@@ -75,8 +80,9 @@ bool machine_name_valid(const std::string& name);
 // Opens (with has_limit, creates) the budget `name` in directory `dir`.
 // On success *out is this process's mapping, shared by every open in the
 // process (each open takes a reference). On kMachineIo, *sys_errno says why.
+// On kMachineLimitMismatch, *existing_limit is the budget's limit.
 int machine_open(const std::string& dir, const std::string& name, bool has_limit, uint64_t limit,
-                 MachineMapping** out, int* sys_errno);
+                 MachineMapping** out, int* sys_errno, uint64_t* existing_limit);
 // Drops a reference. The last one frees this process's entry (giving back
 // anything it still holds) and, when no process has the budget open any
 // more, removes the file.
@@ -86,14 +92,22 @@ void machine_unref(MachineMapping* m);
 // who in the process holds what; a release is limited to the entry.
 int machine_reserve(MachineMapping* m, uint64_t bytes, uint64_t* used_after);
 int machine_release(MachineMapping* m, uint64_t bytes, uint64_t* used_after);
+// For a release that could not be made (the lock stayed taken): the
+// periodic check (machine_reclaim_all) gives the bytes back.
+void machine_defer_release(MachineMapping* m, uint64_t bytes);
 int machine_set_limit(MachineMapping* m, uint64_t limit);
 int machine_stats(MachineMapping* m, MachineStats* out);
 // Read without the lock.
 uint64_t machine_used(const MachineMapping* m);
 uint64_t machine_limit(const MachineMapping* m);
+// Whether the mapping was found stale: its file removed, replaced or
+// shortened, or its entry taken; its operations fail with kMachineLost.
+bool machine_lost(const MachineMapping* m);
 // Gives back what dead processes held; *reclaimed counts the processes.
 int machine_reclaim(MachineMapping* m, int* reclaimed);
-// Gives back what dead processes held on every budget this process has open.
+// The periodic check, for every budget this process has open: marks stale
+// mappings, gives back deferred releases and what dead processes held. It
+// never waits for a lock a live process holds.
 void machine_reclaim_all();
 // The directory used when none is given: /dev/shm where it exists.
 std::string machine_default_dir();

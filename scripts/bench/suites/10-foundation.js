@@ -141,8 +141,7 @@ exports.run = async function run(bench, lib) {
   // A machine-wide budget: one native call per operation, under the lock in
   // the shared file (uncontended here). Its ratio is against the process-wide
   // pair; the floor's row above gives the other one.
-  const machineDir = lib.machineBudgetDirectory();
-  const machine = process.platform === 'linux' ? lib.Budget.open(`bench-machine-${process.pid}`, 1 << 30, { scope: 'machine', directory: machineDir }) : null;
+  const machine = process.platform === 'linux' ? lib.Budget.open(`bench-machine-${process.pid}`, 1 << 30, { scope: 'machine' }) : null;
   if (machine) {
     bench.op('Budget tryReserve+release (machine-wide, scope: machine)', (n) => {
       for (let i = 0; i < n; i++) {
@@ -152,7 +151,7 @@ exports.run = async function run(bench, lib) {
     }, { baseline: 'Budget tryReserve+release (limit < 4 GiB)' });
     let k = 0;
     bench.op('machine budget: first open (creates the file) + close (removes it)', (n) => {
-      for (let i = 0; i < n; i++) lib.Budget.open(`bench-first-${process.pid}-${k++}`, 1000, { scope: 'machine', directory: machineDir }).close();
+      for (let i = 0; i < n; i++) lib.Budget.open(`bench-first-${process.pid}-${k++}`, 1000, { scope: 'machine' }).close();
     });
   }
   await bench.flush();

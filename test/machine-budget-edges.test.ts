@@ -1,0 +1,220 @@
+// Machine-wide budgets at their edges: a lost or removed file, a file left
+// by processes that all crashed, a file shortened under the mapping, the
+// lock word left by a dead holder or damaged, a full entry table, and pid
+// namespaces. No assertion depends on timing.
+import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { Budget, MACHINE_BUDGET_MAX_PROCESSES, type MachineBudget } from '../dist/index.js';
+import { codeOf } from './helpers';
+
+const LIB = path.join(__dirname, '..', 'dist', 'index.js');
+const linux = process.platform === 'linux';
+const root = typeof process.getuid === 'function' && process.getuid() === 0;
+const canUnshare = root && linux && spawnSync('unshare', ['-pf', '--mount-proc', 'true']).status === 0;
+const hasPython = spawnSync('python3', ['-c', 'import fcntl; fcntl.F_OFD_SETLK']).status === 0;
+/** Offsets in the file: the lock word, `used`, the first entry. */
+const LOCK_WORD = 112;
+const USED = 48;
+const ENTRIES = 512;
+
+let dir = '';
+const kids: ChildProcess[] = [];
+beforeEach(() => {
+  dir = fs.mkdtempSync(path.join(fs.existsSync('/dev/shm') ? '/dev/shm' : require('node:os').tmpdir(), 'rg-edges-'));
+});
+afterEach(() => {
+  for (const k of kids.splice(0)) k.kill('SIGKILL');
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+const opts = () => ({ scope: 'machine' as const, directory: dir });
+const open = (name: string, limit?: number) => Budget.open(name, limit, opts()) as MachineBudget;
+/** Runs `code` in a fresh node process with `rg` and `o` (the options) defined. */
+const node = (code: string) =>
+  spawnSync(process.execPath, ['-e', `const rg = require(${JSON.stringify(LIB)}); const o = ${JSON.stringify(opts())};\n${code}`], { encoding: 'utf8' });
+/** A node process that opens `name` and keeps it open until killed; resolves once it has. */
+async function holder(name: string, bytes = 0): Promise<ChildProcess> {
+  const k = spawn(process.execPath, [
+    '-e',
+    `const rg = require(${JSON.stringify(LIB)}); const b = rg.Budget.open(${JSON.stringify(name)}, undefined, ${JSON.stringify(opts())});
+     if (${bytes} > 0) b.reserve(${bytes}); process.stdout.write('ready\\n'); setInterval(() => {}, 1000);`,
+  ]);
+  kids.push(k);
+  await new Promise<void>((resolve, reject) => {
+    k.stdout!.on('data', (d: Buffer) => d.toString().includes('ready') && resolve());
+    k.once('exit', (code) => reject(new Error(`holder exited with ${code}`)));
+  });
+  return k;
+}
+function writeWord(file: string, offset: number, value: number): void {
+  const fd = fs.openSync(file, 'r+');
+  const b = Buffer.alloc(4);
+  b.writeUInt32LE(value);
+  fs.writeSync(fd, b, 0, 4, offset);
+  fs.closeSync(fd);
+}
+
+describe.runIf(linux)('machine budgets at the edges', () => {
+  it('after ERR_BUDGET_LOST, opening the budget again gives a working handle even while the lost one is open', () => {
+    const a = open('lost', 100);
+    a.reserve(10);
+    const fd = fs.openSync(a.path, 'r+');
+    fs.writeSync(fd, Buffer.alloc(64), 0, 64, ENTRIES); // our entry taken from us
+    fs.writeSync(fd, Buffer.alloc(8), 0, 8, USED); // used = 0, as a scan that freed it leaves it
+    fs.closeSync(fd);
+    expect(codeOf(() => a.reserve(1))).toBe('ERR_BUDGET_LOST');
+    expect(codeOf(() => a.used)).toBe('ERR_BUDGET_LOST');
+    const b = open('lost');
+    expect(codeOf(() => b.reserve(1))).toBeUndefined();
+    expect(b.used).toBe(1);
+    b.release(1);
+    b.close();
+    a.close();
+  });
+
+  it('a file left by processes that all crashed takes a new limit on the first open', () => {
+    const r = node(`const b = rg.Budget.open('gen', 100, o); b.reserve(5); process.kill(process.pid, 'SIGKILL');`);
+    expect(r.signal).toBe('SIGKILL');
+    const b = open('gen', 200);
+    expect(b.limit).toBe(200);
+    expect(b.used).toBe(0);
+    b.close();
+  });
+
+  it('a live holder keeps its limit: a different one is refused, naming the budget\'s', async () => {
+    const b = open('kept', 100);
+    await holder('kept');
+    b.close(); // the holder keeps the file
+    const err = (() => {
+      try {
+        open('kept', 200);
+      } catch (e) {
+        return e as { code: string; limit: number };
+      }
+      return null;
+    })();
+    expect(err).toMatchObject({ code: 'ERR_BUDGET_LIMIT_MISMATCH', limit: 100 });
+  });
+
+  it('shortening the file while it is mapped does not crash the process: its handles fail with ERR_BUDGET_LOST', () => {
+    const r = node(`
+      const b = rg.Budget.open('trunc', 100, o);
+      b.reserve(1);
+      require('node:fs').truncateSync(b.path, 0);
+      const codes = [];
+      for (const f of [() => b.tryReserve(1), () => b.used, () => b.stats()]) {
+        try { f(); codes.push('none'); } catch (e) { codes.push(e.code); }
+      }
+      console.log(codes.join(' '));
+      b.close();
+      console.log('alive');`);
+    expect(r.signal, r.stderr).toBeNull();
+    expect(r.stdout).toContain('alive');
+    expect(r.stdout).toContain('ERR_BUDGET_LOST');
+  });
+
+  it('a file removed from under an open budget is noticed: its handles fail rather than count on the old file', () => {
+    const a = open('gone', 100);
+    a.reserve(80);
+    fs.unlinkSync(a.path); // rm, systemd-logind's RemoveIPC, a cleanup job
+    const other = node(`const c = rg.Budget.open('gone', 100, o); console.log(c.tryReserve(80)); c.release(80); c.close();`);
+    expect(other.stdout.trim()).toBe('true'); // another process made a new file
+    const c = open('gone', 100);
+    expect(codeOf(() => a.tryReserve(1))).toBe('ERR_BUDGET_LOST');
+    expect(c.used).toBe(0);
+    c.close();
+    a.close();
+  });
+
+  it('a lock word left by a dead holder whose entry a new process takes is taken over, not waited on', async () => {
+    const b = open('reused', 100); // entry 0, token 1
+    const k = await holder('reused'); // entry 1, token 2
+    k.kill('SIGKILL');
+    await new Promise((r) => k.once('exit', r));
+    writeWord(b.path, LOCK_WORD, 2); // it died holding the lock
+    // A new process takes entry 1, and with it token 2.
+    const r = node(`const c = rg.Budget.open('reused', undefined, o); console.log(c.tryReserve(5), c.used); c.release(5);`);
+    expect(r.stdout.trim()).toBe('true 5');
+    expect(b.tryReserve(1)).toBe(true);
+    b.release(1);
+    b.close();
+  });
+
+  it('the lock word: a live holder is waited on and never robbed; a dead or damaged one is taken over', async () => {
+    const b = open('word', 100); // token 1
+    await holder('word'); // token 2, alive
+    writeWord(b.path, LOCK_WORD, 2);
+    expect(codeOf(() => b.tryReserve(1))).toBe('ERR_BUDGET_LOCK_TIMEOUT'); // waited 2 s, then refused
+    expect(b.used).toBe(0);
+    writeWord(b.path, LOCK_WORD, 3); // entry 2: nobody holds it
+    expect(b.tryReserve(1)).toBe(true);
+    writeWord(b.path, LOCK_WORD, 0x7ffffff0); // names no entry
+    expect(b.tryReserve(1)).toBe(true);
+    expect(b.used).toBe(2);
+    b.release(2);
+    b.close();
+  });
+
+  it.runIf(hasPython)(`holds ${MACHINE_BUDGET_MAX_PROCESSES} processes and refuses one more cleanly`, async () => {
+    const b = open('full', 100); // entry 0
+    // A process that holds the lock of every other entry, as 255 holders would.
+    const locker = spawn('python3', [
+      '-c',
+      `import fcntl, os, struct, sys
+fd = os.open(${JSON.stringify(b.path)}, os.O_RDWR)
+for i in range(1, ${MACHINE_BUDGET_MAX_PROCESSES}):
+    fcntl.fcntl(fd, fcntl.F_OFD_SETLK, struct.pack('hhqqi', fcntl.F_WRLCK, os.SEEK_SET, ${ENTRIES} + 64 * i, 1, 0))
+print('ready', flush=True)
+sys.stdin.read()`,
+    ]);
+    kids.push(locker);
+    await new Promise<void>((resolve, reject) => {
+      locker.stdout!.on('data', (d: Buffer) => d.toString().includes('ready') && resolve());
+      locker.stderr!.on('data', (d: Buffer) => reject(new Error(d.toString())));
+    });
+    const full = node(`try { rg.Budget.open('full', undefined, o); console.log('opened'); } catch (e) { console.log(e.code); }`);
+    expect(full.stdout.trim()).toBe('ERR_BUDGET_TOO_MANY');
+    locker.kill('SIGKILL');
+    await new Promise((r) => locker.once('exit', r));
+    const room = node(`const c = rg.Budget.open('full', undefined, o); console.log(c.stats().holders);`);
+    expect(room.stdout.trim()).toBe('2');
+    b.close();
+  });
+
+  it.runIf(canUnshare)("a process whose /proc is not its pid namespace's does not free a live process's bytes", () => {
+    // `unshare -pf` without --mount-proc: both processes in one new pid namespace, /proc still the parent's.
+    fs.writeFileSync(
+      path.join(dir, 'a.js'),
+      `const rg = require(${JSON.stringify(LIB)}); const b = rg.Budget.open('ns', 100, ${JSON.stringify(opts())}); b.reserve(60);
+       process.stdout.write('ready\\n'); setTimeout(() => process.exit(0), 20000);`,
+    );
+    fs.writeFileSync(
+      path.join(dir, 'b.js'),
+      `const rg = require(${JSON.stringify(LIB)}); const b = rg.Budget.open('ns', undefined, ${JSON.stringify(opts())}); console.log(b.tryReserve(60));`,
+    );
+    const out = execFileSync(
+      'unshare',
+      ['-pf', 'sh', '-c', `node ${dir}/a.js > ${dir}/a.out & while ! grep -q ready ${dir}/a.out 2>/dev/null; do sleep 0.05; done; node ${dir}/b.js; kill $!`],
+      { encoding: 'utf8' },
+    );
+    expect(out.trim()).toBe('false');
+  });
+
+  it.runIf(canUnshare)('a file left by a container that was OOM-killed is usable by its restart in a new pid namespace', () => {
+    fs.writeFileSync(
+      path.join(dir, 'dead.js'),
+      `const rg = require(${JSON.stringify(LIB)}); const b = rg.Budget.open('pod', 100, ${JSON.stringify(opts())}); b.reserve(40); process.kill(process.pid, 'SIGKILL');`,
+    );
+    spawnSync('unshare', ['-pf', '--mount-proc', 'sh', '-c', `node ${dir}/dead.js; true`]);
+    expect(fs.existsSync(path.join(dir, `rg-${process.geteuid!()}-pod.budget`))).toBe(true);
+    fs.writeFileSync(
+      path.join(dir, 'restart.js'),
+      `const rg = require(${JSON.stringify(LIB)});
+       try { const b = rg.Budget.open('pod', 100, ${JSON.stringify(opts())}); console.log('ok', b.used); } catch (e) { console.log(e.code); }`,
+    );
+    const r = spawnSync('unshare', ['-pf', '--mount-proc', 'sh', '-c', `node ${dir}/restart.js; true`], { encoding: 'utf8' });
+    expect(r.stdout.trim()).toBe('ok 0');
+  });
+});
