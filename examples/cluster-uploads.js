@@ -46,7 +46,16 @@ function worker() {
       });
       return;
     }
-    // The bytes are held until the body is consumed and answered.
+    // The bytes are held until the upload is answered, or its connection
+    // closes first (a client that gives up).
+    let holding = true;
+    const giveBack = () => {
+      if (holding) {
+        holding = false;
+        uploads.release(length);
+      }
+    };
+    res.on('close', giveBack);
     const chunks = [];
     req.on('data', (c) => chunks.push(c));
     req.on('end', () => {
@@ -54,7 +63,7 @@ function worker() {
       // Hold the upload until the primary says all uploads were answered.
       process.once('message', (msg) => {
         if (msg !== 'finish') return;
-        uploads.release(length);
+        giveBack();
         res.end('stored\n');
       });
     });
