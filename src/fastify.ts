@@ -33,12 +33,19 @@ export interface FastifyPluginReplyLike extends FastifyReplyLike {
   hijack?(): unknown;
 }
 
-/** The parts of a Fastify instance the plugin uses. */
+/**
+ * The parts of a Fastify instance the plugin uses. Fastify's own instance
+ * type must be assignable to it, or `app.register(resourceGuardFastify,
+ * options)` does not type-check: so the route options are exactly what the
+ * plugin passes (Fastify 4 types `method` as a union of method names, not
+ * `string`), and have no `config` (Fastify types it by the route's context
+ * config, which `unknown` is not assignable to).
+ */
 export interface FastifyInstanceLike {
   addHook(name: 'onRequest', hook: (req: FastifyRequestLike, reply: FastifyPluginReplyLike, done: (err?: Error) => void) => void): unknown;
   addHook(name: 'onClose', hook: (instance: unknown, done: () => void) => void): unknown;
   decorate(name: string, value: unknown): unknown;
-  route(options: { method: string | string[]; url: string; handler: (req: FastifyRequestLike, reply: FastifyPluginReplyLike) => void; config?: unknown }): unknown;
+  route(options: { method: Array<'GET' | 'HEAD'>; url: string; handler: (req: FastifyRequestLike, reply: FastifyPluginReplyLike) => void }): unknown;
 }
 
 export interface ResourceGuardFastifyOptions extends LoadShedderOptions {
