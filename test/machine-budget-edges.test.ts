@@ -13,6 +13,15 @@ const LIB = path.join(__dirname, '..', 'dist', 'index.js');
 const linux = process.platform === 'linux';
 const root = typeof process.getuid === 'function' && process.getuid() === 0;
 const canUnshare = root && linux && spawnSync('unshare', ['-pf', '--mount-proc', 'true']).status === 0;
+const canMount =
+  root &&
+  (() => {
+    const probe = fs.mkdtempSync(path.join(require('node:os').tmpdir(), 'rg-mount-probe-'));
+    const ok = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=32k', 'tmpfs', probe]).status === 0;
+    if (ok) spawnSync('umount', [probe]);
+    fs.rmSync(probe, { recursive: true, force: true });
+    return ok;
+  })();
 const hasPython = spawnSync('python3', ['-c', 'import fcntl; fcntl.F_OFD_SETLK']).status === 0;
 /** Offsets in the file: the lock word, `used`, the first entry. */
 const LOCK_WORD = 112;
@@ -29,6 +38,18 @@ afterEach(() => {
   fs.rmSync(dir, { recursive: true, force: true });
 });
 
+async function until(cond: () => boolean, what: string): Promise<void> {
+  const end = Date.now() + 50_000;
+  for (;;) {
+    try {
+      if (cond()) return;
+    } catch (err) {
+      if ((err as { code?: string }).code !== 'ERR_BUDGET_LOCK_TIMEOUT') throw err;
+    }
+    if (Date.now() > end) throw new Error(`never happened: ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
 const opts = () => ({ scope: 'machine' as const, directory: dir });
 const open = (name: string, limit?: number) => Budget.open(name, limit, opts()) as MachineBudget;
 /** Runs `code` in a fresh node process with `rg` and `o` (the options) defined. */
@@ -48,13 +69,16 @@ async function holder(name: string, bytes = 0): Promise<ChildProcess> {
   });
   return k;
 }
-function writeWord(file: string, offset: number, value: number): void {
+/** Writes the 64-bit lock word: generation << 32 | token. */
+function writeWord(file: string, offset: number, token: number, generation = 0): void {
   const fd = fs.openSync(file, 'r+');
-  const b = Buffer.alloc(4);
-  b.writeUInt32LE(value);
-  fs.writeSync(fd, b, 0, 4, offset);
+  const b = Buffer.alloc(8);
+  b.writeBigUInt64LE((BigInt(generation) << 32n) | BigInt(token));
+  fs.writeSync(fd, b, 0, 8, offset);
   fs.closeSync(fd);
 }
+/** The generation a process took entry `i` with. */
+const generationOf = (file: string, i: number) => Number(fs.readFileSync(file).readBigUInt64LE(ENTRIES + 64 * i + 16));
 
 describe.runIf(linux)('machine budgets at the edges', () => {
   it('after ERR_BUDGET_LOST, opening the budget again gives a working handle even while the lost one is open', () => {
@@ -133,7 +157,7 @@ describe.runIf(linux)('machine budgets at the edges', () => {
     const k = await holder('reused'); // entry 1, token 2
     k.kill('SIGKILL');
     await new Promise((r) => k.once('exit', r));
-    writeWord(b.path, LOCK_WORD, 2); // it died holding the lock
+    writeWord(b.path, LOCK_WORD, 2, generationOf(b.path, 1)); // it died holding the lock
     // A new process takes entry 1, and with it token 2.
     const r = node(`const c = rg.Budget.open('reused', undefined, o); console.log(c.tryReserve(5), c.used); c.release(5);`);
     expect(r.stdout.trim()).toBe('true 5');
@@ -145,11 +169,13 @@ describe.runIf(linux)('machine budgets at the edges', () => {
   it('the lock word: a live holder is waited on and never robbed; a dead or damaged one is taken over', async () => {
     const b = open('word', 100); // token 1
     await holder('word'); // token 2, alive
-    writeWord(b.path, LOCK_WORD, 2);
+    writeWord(b.path, LOCK_WORD, 2, generationOf(b.path, 1)); // its very word: it holds the lock
     expect(codeOf(() => b.tryReserve(1))).toBe('ERR_BUDGET_LOCK_TIMEOUT'); // waited 2 s, then refused
     expect(b.used).toBe(0);
     writeWord(b.path, LOCK_WORD, 3); // entry 2: nobody holds it
     expect(b.tryReserve(1)).toBe(true);
+    writeWord(b.path, LOCK_WORD, 2, generationOf(b.path, 1) + 7); // the holder's entry, an earlier generation: the holder itself takes it over
+    await until(() => b.tryReserve(0), 'the holder took over a word of its entry\'s earlier generation');
     writeWord(b.path, LOCK_WORD, 0x7ffffff0); // names no entry
     expect(b.tryReserve(1)).toBe(true);
     expect(b.used).toBe(2);
@@ -181,6 +207,38 @@ sys.stdin.read()`,
     const room = node(`const c = rg.Budget.open('full', undefined, o); console.log(c.stats().holders);`);
     expect(room.stdout.trim()).toBe('2');
     b.close();
+  });
+
+  it('a SIGBUS sent to the process (not a fault in a budget file) still ends it, as it would without the library', () => {
+    const r = node(`const b = rg.Budget.open('bus', 10, o); process.kill(process.pid, 'SIGBUS'); setTimeout(() => console.log('survived'), 200);`);
+    expect(r.signal).toBe('SIGBUS');
+    expect(r.stdout).not.toContain('survived');
+  });
+
+  it.runIf(canMount)('on a full tmpfs the first open fails with ERR_BUDGET_IO instead of counting on private memory', () => {
+    const small = fs.mkdtempSync(path.join(dir, 'small-'));
+    expect(spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=32k,mode=0700', 'tmpfs', small]).status).toBe(0);
+    try {
+      // Leave room for fewer pages than a budget file needs.
+      for (let i = 0; ; i++) {
+        try {
+          fs.writeFileSync(path.join(small, `fill-${i}`), Buffer.alloc(4096, 1));
+        } catch {
+          break;
+        }
+      }
+      fs.rmSync(path.join(small, 'fill-0'));
+      fs.rmSync(path.join(small, 'fill-1'));
+      const r = spawnSync(process.execPath, ['-e', `
+        const rg = require(${JSON.stringify(LIB)});
+        try { const b = rg.Budget.open('small', 100, { scope: 'machine', directory: ${JSON.stringify(small)} }); console.log('opened', b.tryReserve(60)); }
+        catch (e) { console.log(e.code, e.syscallCode); }`], { encoding: 'utf8' });
+      expect(r.signal).toBeNull();
+      expect(r.stdout.trim()).toBe('ERR_BUDGET_IO ENOSPC');
+      expect(fs.readdirSync(small).filter((f) => f.endsWith('.budget'))).toEqual([]);
+    } finally {
+      spawnSync('umount', [small]);
+    }
   });
 
   it.runIf(canUnshare)("a process whose /proc is not its pid namespace's does not free a live process's bytes", () => {

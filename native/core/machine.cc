@@ -37,7 +37,7 @@ bool machine_name_valid(const std::string& name) {
 namespace {
 
 constexpr char kMagic[8] = {'R', 'G', 'M', 'B', 'U', 'D', 'G', 'T'};
-constexpr uint32_t kVersion = 1;
+constexpr uint32_t kVersion = 2;
 constexpr size_t kHeaderBytes = 512;
 constexpr uint64_t kMaxSafe = (uint64_t{1} << 53) - 1;
 
@@ -48,7 +48,7 @@ struct alignas(64) ProcEntry {
   std::atomic<uint32_t> state;  // 0 free, 1 taken
   uint32_t pid;                 // for diagnostics and tamper checks
   uint64_t start_time;          // /proc/self/stat field 22, idem
-  uint64_t reserved0;
+  uint64_t generation;          // bumped by each process that takes the entry
   std::atomic<uint64_t> held;
   uint64_t successes;
   uint64_t failures;
@@ -74,13 +74,14 @@ struct Header {
   std::atomic<uint64_t> reclaimed_bytes;
   std::atomic<uint64_t> reclaimed_processes;
   std::atomic<int64_t> last_scan_ms;  // when the last scan for dead holders began
-  // The lock: 0 when free, else the token (entry index + 1) of the process
-  // that holds it. A holder is alive exactly while its entry's byte lock is
-  // held, so a lock whose holder is gone is taken over with certainty, and
-  // a live holder's never. The lock is ours rather than a pthread mutex so
-  // that nothing the file holds reaches the C library.
-  std::atomic<uint32_t> lock_word;
-  uint32_t pad1;
+  // The lock: 0 when free, else the word of the process that holds it:
+  // its entry's generation << 32 | its token (entry index + 1). A holder is
+  // alive exactly while its entry's byte lock is held, so a lock whose
+  // holder is gone is taken over with certainty, and a live holder's never;
+  // the generation makes a takeover fail when the entry passed to a new
+  // process between the check and the swap. The lock is ours rather than a
+  // pthread mutex so that nothing the file holds reaches the C library.
+  std::atomic<uint64_t> lock_word;
 };
 static_assert(sizeof(Header) <= kHeaderBytes, "header fits its block");
 static_assert(std::atomic<uint64_t>::is_always_lock_free && std::atomic<int64_t>::is_always_lock_free &&
@@ -99,6 +100,9 @@ struct MachineMapping {
   std::string path;
   int entry = -1;
   uint32_t token = 0;  // entry + 1
+  uint64_t word = 0;   // generation << 32 | token: what the lock word holds while we hold it
+  int guard_slot = -1;  // index in g_guarded
+  bool entry_released = false;
   int refs = 0;
   uint32_t pid = 0;
   uint64_t start_time = 0;
@@ -141,35 +145,55 @@ int64_t now_ms() {
 // anywhere else goes to the previous handler, or ends the process as before.
 constexpr int kMaxGuarded = 1024;
 std::atomic<uintptr_t> g_guarded[kMaxGuarded];
+std::atomic<bool> g_faulted[kMaxGuarded];
 struct sigaction g_prev_bus;
 std::once_flag g_bus_once;
 
 void on_sigbus(int sig, siginfo_t* info, void* ctx) {
-  uintptr_t at = reinterpret_cast<uintptr_t>(info->si_addr);
-  for (int i = 0; i < kMaxGuarded; ++i) {
-    uintptr_t base = g_guarded[i].load(std::memory_order_acquire);
-    if (base != 0 && at >= base && at < base + kFileBytes) {
-      void* p = mmap(reinterpret_cast<void*>(base), kFileBytes, PROT_READ | PROT_WRITE,
-                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
-      if (p != MAP_FAILED) return;
+  int saved_errno = errno;
+  // Only a fault (si_code > 0) has an address; a SIGBUS sent with kill() is
+  // never ours.
+  if (info != nullptr && info->si_code > 0) {
+    uintptr_t at = reinterpret_cast<uintptr_t>(info->si_addr);
+    for (int i = 0; i < kMaxGuarded; ++i) {
+      uintptr_t base = g_guarded[i].load(std::memory_order_acquire);
+      if (base != 0 && at >= base && at < base + kFileBytes) {
+        void* p = mmap(reinterpret_cast<void*>(base), kFileBytes, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+        if (p != MAP_FAILED) {
+          g_faulted[i].store(true, std::memory_order_release);
+          errno = saved_errno;
+          return;
+        }
+      }
     }
   }
   if ((g_prev_bus.sa_flags & SA_SIGINFO) != 0 && g_prev_bus.sa_sigaction != nullptr) {
+    errno = saved_errno;
     g_prev_bus.sa_sigaction(sig, info, ctx);
     return;
   }
-  if ((g_prev_bus.sa_flags & SA_SIGINFO) == 0 && g_prev_bus.sa_handler != SIG_DFL && g_prev_bus.sa_handler != SIG_IGN) {
+  if ((g_prev_bus.sa_flags & SA_SIGINFO) == 0 && g_prev_bus.sa_handler == SIG_IGN) {
+    errno = saved_errno;
+    return;
+  }
+  if ((g_prev_bus.sa_flags & SA_SIGINFO) == 0 && g_prev_bus.sa_handler != SIG_DFL) {
+    errno = saved_errno;
     g_prev_bus.sa_handler(sig);
     return;
   }
-  // Not ours and no handler before us: the default action, on the retry.
+  // Not ours and no handler before us: the default action. A fault happens
+  // again on return; a signal that was sent is sent again.
   struct sigaction dfl;
   std::memset(&dfl, 0, sizeof dfl);
   dfl.sa_handler = SIG_DFL;
   sigaction(SIGBUS, &dfl, nullptr);
+  if (info == nullptr || info->si_code <= 0) raise(SIGBUS);
+  errno = saved_errno;
 }
 
-void guard(void* base) {
+// Guards a mapping; the slot, or -1 when every slot is taken.
+int guard(void* base) {
   std::call_once(g_bus_once, [] {
     struct sigaction sa;
     std::memset(&sa, 0, sizeof sa);
@@ -180,15 +204,20 @@ void guard(void* base) {
   });
   for (int i = 0; i < kMaxGuarded; ++i) {
     uintptr_t expected = 0;
-    if (g_guarded[i].compare_exchange_strong(expected, reinterpret_cast<uintptr_t>(base))) return;
+    if (g_guarded[i].compare_exchange_strong(expected, reinterpret_cast<uintptr_t>(base))) {
+      g_faulted[i].store(false, std::memory_order_release);
+      return i;
+    }
   }
+  return -1;
 }
 
-void unguard(void* base) {
-  for (int i = 0; i < kMaxGuarded; ++i) {
-    uintptr_t expected = reinterpret_cast<uintptr_t>(base);
-    if (g_guarded[i].compare_exchange_strong(expected, 0)) return;
-  }
+void unguard(int slot) {
+  if (slot >= 0) g_guarded[slot].store(0, std::memory_order_release);
+}
+
+bool faulted(const MachineMapping* m) {
+  return m->guard_slot >= 0 && g_faulted[m->guard_slot].load(std::memory_order_acquire);
 }
 
 // ---- liveness: open-file-description locks -------------------------------------
@@ -260,15 +289,15 @@ void repair_locked(MachineMapping* m) {
   m->h->last_scan_ms.store(INT64_MIN, std::memory_order_relaxed);
 }
 
-// Takes the lock with this mapping's token. With `once`, gives up at once
+// Takes the lock with this mapping's word. With `once`, gives up at once
 // (kMachineLockTimeout) when a live holder has it.
 int lock(MachineMapping* m, bool once = false) {
-  std::atomic<uint32_t>& word = m->h->lock_word;
-  const uint32_t me = m->token;
+  std::atomic<uint64_t>& word = m->h->lock_word;
+  const uint64_t me = m->word;
   int64_t began = -1;
   int64_t next_check = 0;
   for (unsigned spins = 0;; ++spins) {
-    uint32_t cur = 0;
+    uint64_t cur = 0;
     if (word.compare_exchange_strong(cur, me, std::memory_order_acquire, std::memory_order_relaxed)) return kMachineOk;
     if (cur == 0) continue;
     bool check = once;
@@ -293,9 +322,12 @@ int lock(MachineMapping* m, bool once = false) {
     }
     if (check && cur != me) {
       // A token that names no entry, or an entry nobody holds: the holder
-      // is gone (or the word is damaged). Take over and repair.
-      bool gone = cur > static_cast<uint32_t>(kMachineMaxProcesses) ||
-                  !entry_held_elsewhere(m->fd, static_cast<int>(cur) - 1);
+      // is gone (or the word is damaged). Take over and repair. The swap is
+      // on the whole word, generation included, so it fails if the entry
+      // passed to a new process that took the lock meanwhile.
+      uint32_t token = static_cast<uint32_t>(cur & 0xFFFFFFFFu);
+      bool gone = token == 0 || token > static_cast<uint32_t>(kMachineMaxProcesses) ||
+                  !entry_held_elsewhere(m->fd, static_cast<int>(token) - 1);
       if (gone && word.compare_exchange_strong(cur, me, std::memory_order_acquire, std::memory_order_relaxed)) {
         repair_locked(m);
         return kMachineOk;
@@ -389,11 +421,14 @@ int create_file(const std::string& path, uint64_t limit, int* sys_errno) {
     *sys_errno = errno;
     return kMachineIo;
   }
-  // Nobody can see the file before it is linked, so it is written with one
-  // pwrite (no mapping to tear down): the header, then zeros to full size.
+  // Nobody can see the file before it is linked, so it is written whole
+  // with one pwrite (no mapping to tear down). Writing every byte, rather
+  // than extending the file, makes the filesystem give it all its pages
+  // now: on a full tmpfs that fails here with ENOSPC instead of faulting
+  // on a page later.
   int err = 0;
-  if (ftruncate(fd, static_cast<off_t>(kFileBytes)) != 0) err = errno;
-  if (err == 0) {
+  {
+    std::vector<unsigned char> file(kFileBytes, 0);
     alignas(64) unsigned char block[kHeaderBytes] = {};
     Header* h = reinterpret_cast<Header*>(block);
     std::memcpy(h->magic, kMagic, sizeof kMagic);
@@ -405,11 +440,12 @@ int create_file(const std::string& path, uint64_t limit, int* sys_errno) {
     h->word_bits = 8 * sizeof(void*);
     h->limit.store(limit, std::memory_order_relaxed);
     h->last_scan_ms.store(INT64_MIN, std::memory_order_relaxed);
+    std::memcpy(file.data(), block, sizeof block);
     ssize_t n;
     do {
-      n = pwrite(fd, block, sizeof block, 0);
+      n = pwrite(fd, file.data(), file.size(), 0);
     } while (n < 0 && errno == EINTR);
-    if (n != static_cast<ssize_t>(sizeof block)) err = n < 0 ? errno : EIO;
+    if (n != static_cast<ssize_t>(file.size())) err = n < 0 ? errno : ENOSPC;  // a short write: the filesystem is full
   }
   int linked = err == 0 ? link(tmp.c_str(), path.c_str()) : -1;
   int link_err = errno;
@@ -434,17 +470,35 @@ bool same_file(const std::string& path, dev_t dev, ino_t ino) {
 
 // Whether the mapping still shows the file its path names, whole: the file
 // was not removed, replaced or shortened. Marks it stale when not.
+// Marks a mapping lost: its operations fail with kMachineLost from now on,
+// and its entry's byte lock is let go, so other processes take over a lock
+// word it may have left in the file and give back what its entry holds.
+// Caller holds the registry mutex, or the mapping is not shared yet.
+void mark_lost(MachineMapping* m) {
+  m->stale.store(true, std::memory_order_relaxed);
+  if (!m->entry_released && m->entry >= 0) {
+    struct flock fl;
+    std::memset(&fl, 0, sizeof fl);
+    fl.l_type = F_UNLCK;
+    fl.l_whence = SEEK_SET;
+    fl.l_start = entry_byte(m->entry);
+    fl.l_len = 1;
+    fcntl(m->fd, F_OFD_SETLK, &fl);
+    m->entry_released = true;
+  }
+}
+
 bool still_current(MachineMapping* m) {
   if (m->stale.load(std::memory_order_relaxed)) return false;
   struct stat st;
-  bool ok = same_file(m->path, m->dev, m->ino) && fstat(m->fd, &st) == 0 &&
+  bool ok = !faulted(m) && same_file(m->path, m->dev, m->ino) && fstat(m->fd, &st) == 0 &&
             static_cast<uint64_t>(st.st_size) == kFileBytes && owns_entry(m);
-  if (!ok) m->stale.store(true, std::memory_order_relaxed);
+  if (!ok) mark_lost(m);
   return ok;
 }
 
 void drop_mapping(MachineMapping* m) {
-  unguard(m->base);
+  unguard(m->guard_slot);
   munmap(m->base, kFileBytes);
   close(m->fd);  // drops the entry's byte lock
   delete m;
@@ -478,8 +532,15 @@ int attach(Registry& r, const std::string& path, int fd, const struct stat& st, 
     close(fd);
     return kMachineIo;
   }
-  guard(base);
+  int guard_slot = guard(base);
+  if (guard_slot < 0) {
+    munmap(base, kFileBytes);
+    close(fd);
+    *sys_errno = EMFILE;
+    return kMachineIo;
+  }
   auto* m = new MachineMapping();
+  m->guard_slot = guard_slot;
   m->fd = fd;
   m->base = base;
   m->dev = st.st_dev;
@@ -509,11 +570,20 @@ int attach(Registry& r, const std::string& path, int fd, const struct stat& st, 
   }
   m->entry = slot;
   m->token = static_cast<uint32_t>(slot) + 1;
-  // A lock word that holds our token now was left by the dead process whose
-  // entry we took (no thread of ours has used the token yet): take it over.
+  // The entry is ours alone now (the kernel gave us its byte lock): a new
+  // generation makes our lock word differ from every earlier holder's.
+  const uint64_t old_generation = m->entries[slot].generation;
+  uint64_t generation = (old_generation + 1) & 0xFFFFFFFFu;
+  if (generation == 0) generation = 1;
+  m->entries[slot].generation = generation;
+  m->word = (generation << 32) | m->token;
+  // A lock word with our token was left by the dead process whose entry we
+  // took (no thread of ours has used it yet): take it over, swapping in our
+  // own word so that a waiter that judged the dead holder cannot swap too.
   int err = kMachineOk;
-  uint32_t ours = m->token;
-  if (m->h->lock_word.compare_exchange_strong(ours, ours, std::memory_order_acquire)) {
+  uint64_t seen = m->h->lock_word.load(std::memory_order_acquire);
+  if ((seen & 0xFFFFFFFFu) == m->token &&
+      m->h->lock_word.compare_exchange_strong(seen, m->word, std::memory_order_acquire)) {
     repair_locked(m);
   } else {
     err = lock(m);
@@ -527,7 +597,11 @@ int attach(Registry& r, const std::string& path, int fd, const struct stat& st, 
     drop_mapping(m);
     return code;
   };
-  if (!contents_valid_locked(m)) return fail(kMachineCorrupt);
+  if (!contents_valid_locked(m)) {
+    m->entries[slot].generation = old_generation;  // a refused file is left as it was
+    return fail(kMachineCorrupt);
+  }
+  if (faulted(m)) return fail(kMachineLost);  // the file is shorter than its size says
   if (m->entries[slot].state.load(std::memory_order_relaxed) == 1) reclaim_entry_locked(m, slot);
   scan_locked(m);
   if (has_limit && m->h->limit.load(std::memory_order_relaxed) != limit) {
@@ -557,6 +631,10 @@ int attach(Registry& r, const std::string& path, int fd, const struct stat& st, 
   e.failures = 0;
   e.state.store(1, std::memory_order_release);
   unlock(m);
+  if (faulted(m)) {
+    drop_mapping(m);
+    return kMachineLost;
+  }
   m->refs = 1;
   r.maps.push_back(m);
   *out = m;
@@ -566,12 +644,12 @@ int attach(Registry& r, const std::string& path, int fd, const struct stat& st, 
 // Locks a mapping for an operation: kMachineLost when it is stale or its
 // entry was taken from it.
 int lock_for_op(MachineMapping* m) {
-  if (m->stale.load(std::memory_order_relaxed)) return kMachineLost;
+  if (m->stale.load(std::memory_order_relaxed) || faulted(m)) return kMachineLost;
   int err = lock(m);
   if (err != kMachineOk) return err;
-  if (!owns_entry(m)) {
+  if (!owns_entry(m) || faulted(m)) {
     unlock(m);
-    m->stale.store(true, std::memory_order_relaxed);
+    m->stale.store(true, std::memory_order_relaxed);  // the periodic check lets go of the entry
     return kMachineLost;
   }
   return kMachineOk;
@@ -629,7 +707,7 @@ void machine_unref(MachineMapping* m) {
   Registry& r = registry();
   std::lock_guard<std::mutex> guard_registry(r.mu);
   if (--m->refs > 0) return;
-  if (!m->stale.load(std::memory_order_relaxed) && lock(m) == kMachineOk) {
+  if (!m->stale.load(std::memory_order_relaxed) && !faulted(m) && lock(m) == kMachineOk) {
     if (owns_entry(m)) free_entry_locked(m, m->entry);
     scan_locked(m);
     bool empty = true;
@@ -658,7 +736,7 @@ int machine_reserve(MachineMapping* m, uint64_t bytes, uint64_t* used_after) {
   if (used > limit || bytes > limit - used) {
     int64_t last = h->last_scan_ms.load(std::memory_order_relaxed);
     int64_t now = now_ms();
-    if (last == INT64_MIN || now - last >= kMachineReclaimSpacingMs || now < last) {
+    if (last == INT64_MIN || last > now || last <= now - kMachineReclaimSpacingMs) {
       scan_locked(m);
       used = h->used.load(std::memory_order_relaxed);
     }
@@ -763,14 +841,17 @@ int machine_reclaim(MachineMapping* m, int* reclaimed) {
 
 void machine_reclaim_all() {
   Registry& r = registry();
-  std::lock_guard<std::mutex> guard_registry(r.mu);
+  // Never waits: an open or close of this process may be waiting for a lock
+  // word; the check runs again in a second.
+  std::unique_lock<std::mutex> guard_registry(r.mu, std::try_to_lock);
+  if (!guard_registry.owns_lock()) return;
   for (MachineMapping* m : r.maps) {
     if (!still_current(m)) continue;
     // Never waits: a lock held by a live process is left for the next turn.
     if (lock(m, true) != kMachineOk) continue;
-    if (!owns_entry(m)) {
+    if (!owns_entry(m) || faulted(m)) {
       unlock(m);
-      m->stale.store(true, std::memory_order_relaxed);
+      mark_lost(m);
       continue;
     }
     uint64_t pending = m->pending.exchange(0, std::memory_order_relaxed);
