@@ -227,27 +227,31 @@ bool faulted(const MachineMapping* m) {
 // however it ends, so "no lock on the byte" means "no live holder" in every
 // pid namespace, with hidden /proc, across pid reuse.
 
-off_t entry_byte(int i) { return static_cast<off_t>(kHeaderBytes + sizeof(ProcEntry) * static_cast<size_t>(i)); }
-
-bool lock_entry(int fd, int i) {
+// The lock request for entry i's byte (l_pid 0, as OFD locks require).
+struct flock entry_lock(int i, short type) {
   struct flock fl;
   std::memset(&fl, 0, sizeof fl);
-  fl.l_type = F_WRLCK;
+  fl.l_type = type;
   fl.l_whence = SEEK_SET;
-  fl.l_start = entry_byte(i);
+  fl.l_start = static_cast<off_t>(kHeaderBytes + sizeof(ProcEntry) * static_cast<size_t>(i));
   fl.l_len = 1;
+  return fl;
+}
+
+bool lock_entry(int fd, int i) {
+  struct flock fl = entry_lock(i, F_WRLCK);
   return fcntl(fd, F_OFD_SETLK, &fl) == 0;
+}
+
+void unlock_entry(int fd, int i) {
+  struct flock fl = entry_lock(i, F_UNLCK);
+  fcntl(fd, F_OFD_SETLK, &fl);
 }
 
 // Whether an open file description other than `fd`'s holds entry i's lock.
 // When the kernel cannot answer, the holder is taken as alive.
 bool entry_held_elsewhere(int fd, int i) {
-  struct flock fl;
-  std::memset(&fl, 0, sizeof fl);
-  fl.l_type = F_WRLCK;
-  fl.l_whence = SEEK_SET;
-  fl.l_start = entry_byte(i);
-  fl.l_len = 1;
+  struct flock fl = entry_lock(i, F_WRLCK);
   if (fcntl(fd, F_OFD_GETLK, &fl) != 0) return true;
   return fl.l_type != F_UNLCK;
 }
@@ -477,13 +481,7 @@ bool same_file(const std::string& path, dev_t dev, ino_t ino) {
 void mark_lost(MachineMapping* m) {
   m->stale.store(true, std::memory_order_relaxed);
   if (!m->entry_released && m->entry >= 0) {
-    struct flock fl;
-    std::memset(&fl, 0, sizeof fl);
-    fl.l_type = F_UNLCK;
-    fl.l_whence = SEEK_SET;
-    fl.l_start = entry_byte(m->entry);
-    fl.l_len = 1;
-    fcntl(m->fd, F_OFD_SETLK, &fl);
+    unlock_entry(m->fd, m->entry);
     m->entry_released = true;
   }
 }
