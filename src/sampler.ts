@@ -38,6 +38,8 @@ export const SnapshotField = {
   cpuCount: 14,
   running: 15,
   loadWindowMs: 16,
+  stops: 17,
+  sysCpuMs: 18,
 } as const;
 
 const layout = binding.layout();
@@ -135,7 +137,10 @@ export interface Snapshot {
   cpuSystemUs: number;
   sysBusyUs: number;
   sysIdleUs: number;
-  /** Host CPU load 0..1 over the last `loadWindowMs` (since boot until two samples exist). */
+  /**
+   * Host CPU load 0..1 over about the last second (since boot until two
+   * readings exist), as of `sysCpuMs`.
+   */
   sysLoad: number;
   /** Process CPU seconds per wall second over the window (may exceed 1). */
   processLoad: number;
@@ -146,7 +151,15 @@ export interface Snapshot {
   errors: number;
   cpuCount: number;
   running: boolean;
+  /** The span `processLoad` covers, in ms. */
   loadWindowMs: number;
+  /**
+   * When `sysBusyUs`, `sysIdleUs` and `sysLoad` were read (the clock of
+   * `timestampMs`): the host's CPU times count in 10 ms ticks and are read at
+   * most every 100 ms, so they can be up to that much older than the sample.
+   * NaN before the first read or after one that failed.
+   */
+  sysCpuMs: number;
 }
 
 /** Reads the snapshot consistently (sequence lock), starting the sampler if needed. */
@@ -175,6 +188,7 @@ export function readSnapshot(): Snapshot {
       cpuCount: v[14]!,
       running: v[15] === 1,
       loadWindowMs: v[16]!,
+      sysCpuMs: v[18]!,
     };
     if (v[0] === seq) return s;
   }

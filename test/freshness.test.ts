@@ -65,4 +65,41 @@ describe('sampler freshness', () => {
     expect(() => setSamplerInterval(NaN)).toThrow(expect.objectContaining({ code: 'ERR_OUT_OF_RANGE' }));
     expect(() => setSamplerInterval('10' as unknown as number)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }));
   });
+
+  test("the host's CPU times are read at most every 100 ms and stay those of their read in between", () => {
+    ensureSampler();
+    setSamplerInterval(1);
+    // Consistent snapshots, one per sample seen, until three reads of the
+    // host's CPU times are in view (so at least two spacings between reads).
+    const seen: ReturnType<typeof readSnapshot>[] = [];
+    const reads = new Set<number>();
+    let last = -1;
+    const bound = process.hrtime.bigint() + 20_000_000_000n;
+    while (reads.size < 3 && process.hrtime.bigint() < bound) {
+      const s = readSnapshot();
+      if (s.samples === last) continue;
+      last = s.samples;
+      seen.push(s);
+      if (!Number.isNaN(s.sysCpuMs)) reads.add(s.sysCpuMs);
+    }
+    setSamplerInterval(10);
+    expect(reads.size).toBe(3);
+    const times = [...reads].sort((a, b) => a - b);
+    for (let i = 1; i < times.length; i++) expect(times[i]! - times[i - 1]!).toBeGreaterThanOrEqual(100);
+    for (const s of seen) {
+      if (Number.isNaN(s.sysCpuMs)) continue;
+      // As of their read, which is no later than the sample that carries them.
+      expect(s.sysCpuMs).toBeLessThanOrEqual(s.timestampMs);
+      expect(s.sysLoad).toBeGreaterThan(0);
+      expect(s.sysLoad).toBeLessThanOrEqual(1);
+    }
+    // Between two reads every sample carries the same figures.
+    const byRead = new Map<number, string>();
+    for (const s of seen) {
+      const figures = JSON.stringify([s.sysBusyUs, s.sysIdleUs, s.sysLoad]);
+      const before = byRead.get(s.sysCpuMs);
+      if (before === undefined) byRead.set(s.sysCpuMs, figures);
+      else expect(figures).toBe(before);
+    }
+  });
 });

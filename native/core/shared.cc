@@ -365,9 +365,33 @@ namespace {
 constexpr double kLoadWindowMs = 1000;
 constexpr int kRing = 256;
 
+// One reading for a load window: a time and a cumulative figure (process
+// CPU microseconds, or the host's busy and idle microseconds).
 struct Sample {
   double t_ms;
   uint64_t busy, idle, proc_us;
+};
+
+// The samples of one load window, newest last.
+struct Window {
+  Sample ring[kRing];
+  int len = 0, head = 0;
+
+  void push(const Sample& s) {
+    ring[head] = s;
+    head = (head + 1) % kRing;
+    if (len < kRing) ++len;
+  }
+  // The newest sample at least kLoadWindowMs older than `now`, or the
+  // oldest there is; nullptr when empty.
+  const Sample* base(double now) const {
+    const Sample* b = nullptr;
+    for (int i = 0; i < len; ++i) {
+      b = &ring[(head - 1 - i + kRing) % kRing];
+      if (now - b->t_ms >= kLoadWindowMs) break;
+    }
+    return b;
+  }
 };
 
 struct SamplerState {
@@ -378,8 +402,13 @@ struct SamplerState {
   bool stop = false;
   std::atomic<double> interval_ms{kDefaultIntervalMs};
   uint64_t interval_changes = 0;  // guarded by mu; wakes the thread
-  Sample ring[kRing];
-  int ring_len = 0, ring_head = 0;
+  Window process_window;  // process CPU time, every sample
+  Window system_window;   // host CPU times, every read of them
+  // The host figures of the last read (see kSystemCpuSpacingMs): when, and
+  // the load computed then; NaN when never read or the last read failed.
+  double sys_read_ms = NAN;
+  SystemCpu sys{};
+  double sys_load = NAN;
   uint64_t samples = 0, errors = 0;
   double peak_rss = NAN;  // highest RSS sampled; NaN until one is read
   // Static figures (see kStaticRefreshMs), guarded by sample_mu.
@@ -407,8 +436,12 @@ void take_sample(SamplerState& st) {
   double rss = rss_ok ? static_cast<double>(rss_bytes) : NAN;
   CpuTimes cpu;
   bool cpu_ok = read_process_cpu(&cpu) == 0;
+  // The host's CPU times at most every kSystemCpuSpacingMs; a failed read is
+  // tried again at the next sample and leaves the figures unknown till then.
+  bool sys_due = system_cpu_due(st.sys_read_ms, static_cast<double>(monotonic_ns()) / 1e6);
+  bool sys_ok = true;
   SystemCpu sys;
-  bool sys_ok = read_system_cpu(&sys) == 0;
+  if (sys_due) sys_ok = read_system_cpu(&sys) == 0;
   bool failed = !rss_ok || !cpu_ok || !sys_ok;
   // Only the usage changes between samples; the limits are not sampled.
   uint64_t cg_bytes = 0;
@@ -420,31 +453,35 @@ void take_sample(SamplerState& st) {
   }
   uint64_t proc_us = cpu.user_us + cpu.system_us;
 
-  // Load over the window: compare with the newest sample at least a window
-  // old, or the oldest one there is. Before the first delta, report the
-  // average since boot, which is a real (if coarse) figure, never 0. A
-  // sample whose CPU figures could not be read joins no window.
-  double sys_load = NAN, proc_load = NAN, window = 0;
-  if (cpu_ok && sys_ok && st.ring_len > 0) {
-    const Sample* base = nullptr;
-    for (int i = 0; i < st.ring_len; ++i) {
-      const Sample& s = st.ring[(st.ring_head - 1 - i + kRing) % kRing];
-      base = &s;
-      if (now - s.t_ms >= kLoadWindowMs) break;
+  // Loads over the window: compare with the newest reading at least a window
+  // old, or the oldest one there is. A figure that could not be read joins
+  // no window. Before the first delta, the host load is the average since
+  // boot, which is a real (if coarse) figure, never 0.
+  double proc_load = NAN, window = 0;
+  if (cpu_ok) {
+    if (const Sample* base = st.process_window.base(now)) {
+      window = now - base->t_ms;
+      if (window > 0) proc_load = static_cast<double>(proc_us - base->proc_us) / (window * 1000.0);
     }
-    uint64_t db = sys.busy_us - base->busy, di = sys.idle_us - base->idle;
-    if (db + di > 0) sys_load = static_cast<double>(db) / static_cast<double>(db + di);
-    window = now - base->t_ms;
-    if (window > 0) proc_load = static_cast<double>(proc_us - base->proc_us) / (window * 1000.0);
+    st.process_window.push(Sample{now, 0, 0, proc_us});
   }
-  if (sys_ok && std::isnan(sys_load) && sys.busy_us + sys.idle_us > 0) {
-    sys_load = static_cast<double>(sys.busy_us) / static_cast<double>(sys.busy_us + sys.idle_us);
+  if (sys_due) {
+    st.sys_load = NAN;
+    st.sys_read_ms = NAN;
+    if (sys_ok) {
+      if (const Sample* base = st.system_window.base(now)) {
+        uint64_t db = sys.busy_us - base->busy, di = sys.idle_us - base->idle;
+        if (db + di > 0) st.sys_load = static_cast<double>(db) / static_cast<double>(db + di);
+      }
+      if (std::isnan(st.sys_load) && sys.busy_us + sys.idle_us > 0) {
+        st.sys_load = static_cast<double>(sys.busy_us) / static_cast<double>(sys.busy_us + sys.idle_us);
+      }
+      st.system_window.push(Sample{now, sys.busy_us, sys.idle_us, 0});
+      st.sys = sys;
+      st.sys_read_ms = now;
+    }
   }
-  if (cpu_ok && sys_ok) {
-    st.ring[st.ring_head] = Sample{now, sys.busy_us, sys.idle_us, proc_us};
-    st.ring_head = (st.ring_head + 1) % kRing;
-    if (st.ring_len < kRing) ++st.ring_len;
-  }
+  bool sys_known = !std::isnan(st.sys_read_ms);
   ++st.samples;
   if (failed) ++st.errors;
   // The highest RSS seen; NaN until one has been read.
@@ -459,9 +496,10 @@ void take_sample(SamplerState& st) {
   store(kSnapPeakRss, st.peak_rss);
   store(kSnapCpuUserUs, cpu_ok ? static_cast<double>(cpu.user_us) : NAN);
   store(kSnapCpuSystemUs, cpu_ok ? static_cast<double>(cpu.system_us) : NAN);
-  store(kSnapSysBusyUs, sys_ok ? static_cast<double>(sys.busy_us) : NAN);
-  store(kSnapSysIdleUs, sys_ok ? static_cast<double>(sys.idle_us) : NAN);
-  store(kSnapSysLoad, sys_load);
+  store(kSnapSysBusyUs, sys_known ? static_cast<double>(st.sys.busy_us) : NAN);
+  store(kSnapSysIdleUs, sys_known ? static_cast<double>(st.sys.idle_us) : NAN);
+  store(kSnapSysLoad, sys_known ? st.sys_load : NAN);
+  store(kSnapSysCpuMs, st.sys_read_ms);
   store(kSnapProcessLoad, proc_load);
   store(kSnapIntervalMs, st.interval_ms.load(std::memory_order_relaxed));
   store(kSnapSamples, static_cast<double>(st.samples));
@@ -530,6 +568,7 @@ void sampler_acquire() {
   {
     std::lock_guard<std::mutex> sample(st.sample_mu);
     st.static_read_ms = NAN;  // read the static figures afresh at start
+    st.sys_read_ms = NAN;     // and the host's CPU times
   }
   take_sample(st);
   store(kSnapRunning, 1);

@@ -36,6 +36,8 @@ enum SnapshotField : int {
   kSnapLoadWindowMs,  // the span the two load figures cover
   kSnapStops,         // times the thread stopped; each stop is one more
                       // sequence-locked write, so seq == 2 * (samples + stops)
+  kSnapSysCpuMs,      // when the host CPU figures (busy, idle, load) were read
+                      // (see kSystemCpuSpacingMs); NaN before the first read
   kSnapshotFieldCount
 };
 constexpr int kSnapshotSlots = 32;  // room to grow without moving budgets
@@ -199,6 +201,22 @@ constexpr double kStaticRefreshMs = 5000;
 // at `now_ms`. A clock that moved backwards also makes them due.
 inline bool static_refresh_due(double last_ms, double now_ms) {
   return !(now_ms - last_ms < kStaticRefreshMs) || now_ms < last_ms;
+}
+
+// The host's CPU times (/proc/stat on Linux) are counted in clock ticks of
+// 10 ms (USER_HZ) and feed a load over a one-second window, so reading them
+// every sample at short intervals adds cost and no information: the
+// sampler reads them at most every kSystemCpuSpacingMs (a failed read is
+// retried at the next sample), and between reads the snapshot keeps the
+// figures of the last read, timestamped by kSnapSysCpuMs. Reading the file
+// is the largest part of an idle sample's own cost.
+constexpr double kSystemCpuSpacingMs = 100;
+
+// Whether host CPU figures last read at `last_ms` (NaN: never, or the last
+// read failed) are due again at `now_ms`. A clock that moved backwards also
+// makes them due.
+inline bool system_cpu_due(double last_ms, double now_ms) {
+  return !(now_ms - last_ms < kSystemCpuSpacingMs) || now_ms < last_ms;
 }
 
 // The sampler runs on a grid of absolute deadlines: the sample after the one
