@@ -107,6 +107,8 @@ class Addon : public Napi::Addon<Addon> {
         InstanceMethod("budgetPeak", &Addon::BudgetPeak),
         InstanceMethod("budgetHeld", &Addon::BudgetHeld),
         InstanceMethod("budgetCount", &Addon::BudgetCount),
+        InstanceMethod("budgetReclaimLeases", &Addon::BudgetReclaimLeases),
+        InstanceMethod("budgetUsed", &Addon::BudgetUsed),
         InstanceMethod("machineOpen", &Addon::MachineOpen),
         InstanceMethod("machineClose", &Addon::MachineClose),
         InstanceMethod("machineReserve", &Addon::MachineReserve),
@@ -226,11 +228,17 @@ class Addon : public Napi::Addon<Addon> {
     o.Set("budgetsOffset", static_cast<double>(rg::kRegionBudgetsOffset));
     o.Set("budgetSlotBytes", static_cast<double>(rg::kBudgetSlotBytes));
     o.Set("budgetLimit32Offset", static_cast<double>(rg::kBudgetLimit32Offset));
+    o.Set("budgetFlagsOffset", static_cast<double>(rg::kBudgetFlagsOffset));
+    o.Set("ledgerDoubles", static_cast<double>(rg::kLedgerDoubles));
+    o.Set("ledgerPendingOffset", static_cast<double>(rg::kLedgerPendingOffset));
+    o.Set("ledgerLeaseOffset", static_cast<double>(rg::kLedgerLeaseOffset));
+    o.Set("ledgerBytes", static_cast<double>(rg::kLedgerViewBytes));
     o.Set("maxCells", static_cast<double>(rg::kMaxCells));
     o.Set("maxBudgets", rg::kMaxBudgets);
     o.Set("regionBytes", static_cast<double>(sizeof(rg::SharedRegion)));
     o.Set("flagActive", static_cast<double>(rg::kBudgetActive));
     o.Set("flagNarrow", static_cast<double>(rg::kBudgetNarrow));
+    o.Set("flagLeasing", static_cast<double>(rg::kBudgetLeasing));
     o.Set("platform", rg::platform_name());
     return o;
   }
@@ -261,7 +269,7 @@ class Addon : public Napi::Addon<Addon> {
   Napi::Value LedgerBuffer(const Napi::CallbackInfo& info) {
     if (std::getenv("RESOURCE_GUARD_NO_EXTERNAL_BUFFERS") != nullptr) return info.Env().Null();
     // held, successes, failures and peak (four arrays of doubles, back to
-    // back), then the cells.
+    // back), then the cells and pending; then the lease words.
     return External(info.Env(), ledger_, rg::kLedgerViewBytes);
   }
 
@@ -478,7 +486,7 @@ class Addon : public Napi::Addon<Addon> {
     return Napi::Number::New(info.Env(), static_cast<double>(rg::monotonic_ns()) / 1e6);
   }
 
-  // budgetOpen(name, limit | undefined, withCell?) -> slot (>= 0) or
+  // budgetOpen(name, limit | undefined, withCell?, lease?) -> slot (>= 0) or
   // -BudgetError. With a cell: slot + kMaxBudgets * (cell + 1).
   Napi::Value BudgetOpen(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
@@ -489,7 +497,8 @@ class Addon : public Napi::Addon<Addon> {
     bool with_cell = info.Length() > 2 && info[2].ToBoolean().Value();
     int slot = -1;
     int cell = rg::kNoCell;
-    int err = rg::budget_open(ledger_, name, has_limit, limit, &slot, with_cell ? &cell : nullptr);
+    bool lease = info.Length() > 3 && info[3].ToBoolean().Value();
+    int err = rg::budget_open(ledger_, name, has_limit, limit, &slot, with_cell ? &cell : nullptr, lease);
     if (err != 0) return Napi::Number::New(env, -err);
     return Napi::Number::New(env, static_cast<double>(slot) + static_cast<double>(rg::kMaxBudgets) * (cell + 1));
   }
@@ -540,6 +549,7 @@ class Addon : public Napi::Addon<Addon> {
     o.Set("limit", static_cast<double>(s.limit));
     o.Set("successes", static_cast<double>(s.successes));
     o.Set("failures", static_cast<double>(s.failures));
+    o.Set("leased", static_cast<double>(s.leased));
     o.Set("openHandles", static_cast<double>(s.open_handles));
     o.Set("narrow", s.narrow);
     return o;
@@ -550,6 +560,22 @@ class Addon : public Napi::Addon<Addon> {
     uint64_t peak = 0;
     int err = rg::budget_peak(ledger_, ArgSlot(info), &peak);
     return Napi::Number::New(info.Env(), err != 0 ? -static_cast<double>(err) : static_cast<double>(peak));
+  }
+
+  // budgetReclaimLeases(slot) -> bytes taken back from every environment's
+  // lease, or a negative error code.
+  Napi::Value BudgetReclaimLeases(const Napi::CallbackInfo& info) {
+    uint64_t got = 0;
+    int err = rg::budget_reclaim_leases(ledger_, ArgSlot(info), &got);
+    return Napi::Number::New(info.Env(), err != 0 ? -static_cast<double>(err) : static_cast<double>(got));
+  }
+
+  // budgetUsed(slot) -> bytes reserved (the counter less the leases), or a
+  // negative error code.
+  Napi::Value BudgetUsed(const Napi::CallbackInfo& info) {
+    uint64_t used = 0;
+    int err = rg::budget_used(ledger_, ArgSlot(info), &used);
+    return Napi::Number::New(info.Env(), err != 0 ? -static_cast<double>(err) : static_cast<double>(used));
   }
 
   Napi::Value BudgetCount(const Napi::CallbackInfo& info) {

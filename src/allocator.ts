@@ -307,7 +307,7 @@ export class LimitedAllocator extends EventEmitter {
     const bytes = limit === undefined ? undefined : parseSize(limit, 'limit');
     readOptions(options); // validated before the budget is opened
     if (name === '') throw new OutOfRangeError('name', 'a non-empty string (use new LimitedAllocator(limit) for a private budget)', name);
-    const scope = options === undefined ? undefined : { scope: options.scope, directory: options.directory };
+    const scope = options === undefined ? undefined : { scope: options.scope, directory: options.directory, lease: options.lease };
     adopting = openOwned(name, bytes, scope);
     return new LimitedAllocator(0, options);
   }

@@ -45,7 +45,7 @@ export interface NativeBinding {
   diskClose(handle: number): void;
   monotonicMs(): number;
   /** Slot (>= 0), or with `withCell` slot + maxBudgets * (cell + 1); -code on failure. */
-  budgetOpen(name: string, limit?: number, withCell?: boolean): number;
+  budgetOpen(name: string, limit?: number, withCell?: boolean, lease?: boolean): number;
   budgetClose(slot: number, cell?: number): number;
   budgetReserve(slot: number, bytes: number, cell?: number): number;
   budgetRelease(slot: number, bytes: number, cell?: number): number;
@@ -56,6 +56,10 @@ export interface NativeBinding {
   /** The process-wide peak, or minus an error code. */
   budgetPeak(slot: number): number;
   budgetCount(): number;
+  /** Bytes taken back from every environment's lease on the slot, or minus an error code. */
+  budgetReclaimLeases(slot: number): number;
+  /** Bytes reserved (the counter less the leases), or minus an error code. */
+  budgetUsed(slot: number): number;
   /** Handle (>= 0) or -code; after code 12 (I/O), machineErrno() holds the errno. */
   machineOpen(directory: string, name: string, limit: number | undefined, owned: boolean): number;
   machineErrno(): number;
@@ -95,11 +99,18 @@ export interface NativeLayout {
   budgetsOffset: number;
   budgetSlotBytes: number;
   budgetLimit32Offset: number;
+  budgetFlagsOffset: number;
+  /** Doubles of the ledger view: held, successes, failures, peak, cells, pending. */
+  ledgerDoubles: number;
+  ledgerPendingOffset: number;
+  ledgerLeaseOffset: number;
+  ledgerBytes: number;
   maxCells: number;
   maxBudgets: number;
   regionBytes: number;
   flagActive: number;
   flagNarrow: number;
+  flagLeasing: number;
   platform: string;
 }
 
@@ -130,6 +141,7 @@ export interface NativeBudgetStats {
   limit: number;
   successes: number;
   failures: number;
+  leased: number;
   openHandles: number;
   narrow: boolean;
 }

@@ -27,7 +27,7 @@
 import { binding } from './binding';
 import { BudgetError, BudgetExceededError, InvalidArgTypeError, InvalidArgValueError, OutOfRangeError } from './errors';
 import { sharedRegion, nativeLayout } from './sampler';
-import { validateBytes, validateObject, validateOneOf, validateString } from './validate';
+import { validateBoolean, validateBytes, validateObject, validateOneOf, validateString } from './validate';
 
 const MAX = nativeLayout.maxBudgets;
 const CELLS = nativeLayout.maxCells;
@@ -37,6 +37,8 @@ const SLOT_WORDS64 = nativeLayout.budgetSlotBytes / 8;
 const BASE32 = nativeLayout.budgetsOffset / 4;
 const BASE64 = nativeLayout.budgetsOffset / 8;
 const LIMIT32 = nativeLayout.budgetLimit32Offset / 4;
+const FLAGS32 = nativeLayout.budgetFlagsOffset / 4;
+const FLAG_LEASING = nativeLayout.flagLeasing;
 /** Index of the low 32-bit half of a 64-bit word. */
 const LOW = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1 ? 0 : 1;
 
@@ -47,18 +49,27 @@ const B64 = FAST ? new BigUint64Array(sharedRegion!) : new BigUint64Array(0);
 const F64 = FAST ? new Float64Array(sharedRegion!) : new Float64Array(0);
 /**
  * This environment's ledger: held[MAX], successes[MAX], failures[MAX],
- * peak[MAX] and cells[CELLS]. `peak` is the highest counter value a
- * reservation of this environment produced; the budget's peak is the largest
- * of all environments' (the native side takes the maximum), so a new high is
- * recorded with a plain store rather than a compare-exchange on a shared
- * word. A cell is the held count of one handle that owns it.
+ * peak[MAX], cells[CELLS] and pending[MAX]. `peak` is the highest counter
+ * value a reservation of this environment produced; the budget's peak is the
+ * largest of all environments' (the native side takes the maximum), so a new
+ * high is recorded with a plain store rather than a compare-exchange on a
+ * shared word. A cell is the held count of one handle that owns it.
+ * `pending` and LEASE serve leasing budgets (see LeasingBudget).
  */
-const LEDGER = FAST ? new Float64Array(ledgerBuffer!) : new Float64Array(0);
-if (FAST && LEDGER.length !== 4 * MAX + CELLS) {
+if (
+  FAST &&
+  (ledgerBuffer!.byteLength !== nativeLayout.ledgerBytes ||
+    nativeLayout.ledgerDoubles !== 5 * MAX + CELLS ||
+    nativeLayout.ledgerPendingOffset !== 8 * (4 * MAX + CELLS))
+) {
   throw new Error('resource-guard: the native ledger does not match this version of the library');
 }
+const LEDGER = FAST ? new Float64Array(ledgerBuffer!, 0, 5 * MAX + CELLS) : new Float64Array(0);
+/** This environment's lease word per slot (see LeasingBudget). */
+const LEASE = FAST ? new Uint32Array(ledgerBuffer!, nativeLayout.ledgerLeaseOffset, MAX) : new Uint32Array(0);
 const PEAK = 3 * MAX;
 const CELL0 = 4 * MAX;
+const PENDING = 4 * MAX + CELLS;
 /** Open handles with a cell, per slot, in this environment. */
 const cellHandles = new Int32Array(MAX);
 
@@ -121,6 +132,31 @@ export interface BudgetOpenOptions {
    * it exists, else in os.tmpdir()
    */
   directory?: string;
+  /**
+   * Process scope, budgets below 4 GiB: this handle's thread takes bytes
+   * from the shared counter in chunks (a *lease*) and serves its
+   * reservations from them, so that threads sharing the budget do not
+   * contend on one counter. The counter still never passes the limit (it
+   * counts the leases); a reservation that does not fit first takes every
+   * thread's unused lease back, so it is refused only when the bytes really
+   * are in use; a thread that ends gives back its lease with what it held.
+   * `used` then costs a native call; `peak` counts leased bytes. A budget of
+   * 4 GiB or more keeps its single counter. See docs/budgets.md, "Leases".
+   * Refused with scope 'machine'.
+   * @default false
+   */
+  lease?: boolean;
+}
+
+/**
+ * Validates `options.lease` (after readScope validated the object).
+ * @internal
+ */
+export function readLease(options: BudgetOpenOptions | undefined, machine: boolean): boolean {
+  if (options === undefined || options.lease === undefined) return false;
+  const lease = validateBoolean(options.lease, 'options.lease');
+  if (machine && lease) throw new InvalidArgValueError('options.lease', options.lease, "applies to scope 'process' only");
+  return lease;
 }
 
 /** Where a machine budget lives; resolved by readScope. @internal */
@@ -178,6 +214,11 @@ export interface BudgetStats {
   successes: number;
   /** Refused reservations. */
   failures: number;
+  /**
+   * Bytes the counter counts that no reservation holds: the unused leases of
+   * threads on a leasing budget (0 otherwise). The counter is `used + leased`.
+   */
+  leased: number;
   /** Handles open on this budget across all environments. */
   openHandles: number;
   /** Bytes this environment holds. */
@@ -222,7 +263,8 @@ export class Budget {
     releaseOwned = (budget, bytes) => (budget.#closed ? -2 : budget._release(bytes));
     openOwned = (name, limit, options) => {
       const where = readScope(options);
-      return where !== null ? machineOpener()(name, limit, where, true) : Budget.#open(name, limit, true);
+      const lease = readLease(options, where !== null);
+      return where !== null ? machineOpener()(name, limit, where, true) : Budget.#open(name, limit, true, lease);
     };
     heldByCell = (budget) => (budget.#closed ? 0 : budget._ownHeld());
   }
@@ -267,8 +309,9 @@ export class Budget {
     if (name === '') throw new OutOfRangeError('name', 'a non-empty string (use Budget.create for a private budget)', name);
     if (limit !== undefined) validateBytes(limit, 'limit');
     const where = readScope(options);
+    const lease = readLease(options, where !== null);
     if (where !== null) return machineOpener()(name, limit, where, false);
-    return Budget.#open(name, limit, false);
+    return Budget.#open(name, limit, false, lease);
   }
 
   /** Creates a private budget that no other open can find. */
@@ -277,8 +320,8 @@ export class Budget {
     return Budget.#open('', limit, false);
   }
 
-  static #open(name: string, limit: number | undefined, withCell: boolean): Budget {
-    const r = binding.budgetOpen(name, limit, withCell);
+  static #open(name: string, limit: number | undefined, withCell: boolean, lease = false): Budget {
+    const r = binding.budgetOpen(name, limit, withCell, lease);
     if (r >= 0) {
       const slot = slotOf(r);
       const cell = cellOf(r);
@@ -287,7 +330,8 @@ export class Budget {
       const stats = binding.budgetStats(slot);
       const narrow = typeof stats === 'object' && stats.narrow;
       if (!FAST) return new NativeBudget(name, slot, cell, narrow);
-      return narrow ? new NarrowBudget(name, slot, cell) : new WideBudget(name, slot, cell);
+      if (!narrow) return new WideBudget(name, slot, cell);
+      return lease ? new LeasingBudget(name, slot, cell) : new NarrowBudget(name, slot, cell);
     }
     const code = -r;
     const label = name ? JSON.stringify(name) : '(private)';
@@ -386,15 +430,25 @@ export class Budget {
     if (this._release(bytes) < 0) this.#throwRelease(bytes);
   }
 
-  /** Bytes reserved now, process-wide. */
+  /**
+   * Bytes reserved now, process-wide. On a budget some handle opened with
+   * `lease`, the counter also counts the threads' unused leases, so this is
+   * a native call that subtracts them (exact when no reservation is under
+   * way); otherwise it is one read of the counter.
+   */
   get used(): number {
     if (!FAST) return this.#stats().used;
-    return this.#narrow ? U32[this.#used]! : Number(B64[this.#used]!);
+    if (!this.#narrow) return Number(B64[this.#used]!);
+    if ((U32[this.#used - LOW + FLAGS32]! & FLAG_LEASING) === 0) return U32[this.#used]!;
+    const used = binding.budgetUsed(this.slot);
+    return used >= 0 ? used : U32[this.#used]!;
   }
 
   /**
    * Highest `used` reached, process-wide. A native call (it gathers every
-   * thread's record of its own highs), so not for tight loops.
+   * thread's record of its own highs), so not for tight loops. On a leasing
+   * budget it is the highest the counter reached, leases included: at most
+   * one lease per thread above the bytes really reserved then.
    */
   get peak(): number {
     if (this.#closed) this.#throwClosed();
@@ -579,14 +633,24 @@ class NarrowBudget extends Budget {
     return this.#reserveSlow(bytes);
   }
 
-  /** Retries from the counter's real value; only this path refuses. */
+  /**
+   * Retries from the counter's real value; only this path refuses. When
+   * other handles lease on this budget, their threads' unused leases are
+   * taken back (once) before a refusal.
+   */
   #reserveSlow(bytes: number): number {
     const i = this.#used;
     const limit = U32[this.#limit32]!;
     let cur = U32[i]!;
+    let reclaimed = false;
     for (;;) {
       const next = cur + bytes;
       if (next > limit) {
+        if (!reclaimed && (U32[i - LOW + FLAGS32]! & FLAG_LEASING) !== 0 && binding.budgetReclaimLeases(this.slot) > 0) {
+          reclaimed = true;
+          cur = U32[i]!;
+          continue;
+        }
         this.#seen = cur;
         LEDGER[MAX + MAX + this.slot]!++;
         return -1;
@@ -634,6 +698,166 @@ class NarrowBudget extends Budget {
     LEDGER[h] = held - bytes;
     return (this.#seen = prev - bytes);
   }
+}
+
+/**
+ * A narrow budget opened with `lease`: this thread's reservations are served
+ * from its lease word (LEASE[slot], on a cache line of this thread's ledger)
+ * instead of the shared counter, and the lease is refilled from the counter
+ * in chunks while the counter is far from the limit.
+ *
+ * What this thread added to the counter is, at every point where V8 can stop
+ * the thread, exactly held + lease + pending (the ledger's words), which is
+ * what the addon gives back at teardown. Each change to shared memory is one
+ * atomic operation followed, with no call or back edge between (see
+ * "Termination safety" in NarrowBudget), by the ledger stores that account
+ * for it:
+ *
+ * - take from the lease: CAS lease l -> l - b; held += b.
+ * - refill: CAS counter c -> c + b + chunk; held += b, pending = chunk;
+ *   Atomics.add(lease, chunk); pending = 0.
+ * - release: Atomics.add(lease, b); held -= b. Past 2 chunks, the excess
+ *   goes back: CAS lease l -> chunk; pending = l - chunk;
+ *   Atomics.sub(counter, pending); pending = 0.
+ *
+ * Any thread may take a lease back (the addon exchanges it with 0 under the
+ * registry mutex and subtracts it from the counter): a reservation that does
+ * not fit, a lowering of the limit. The owner changes its lease word only
+ * with atomic operations, so an exchange and the owner's CAS cannot both
+ * take the same bytes; an Atomics.add after an exchange lands in the fresh
+ * (zero) lease.
+ *
+ * Leases are only taken while the counter stays at or under half the limit
+ * after the refill; nearer the limit a reservation takes exactly its bytes
+ * from the counter, as NarrowBudget does.
+ */
+class LeasingBudget extends Budget {
+  readonly #used: number = 0; // U32 index of the low word of `used`
+  readonly #limit32: number = 0;
+  readonly #held: number = 0; // LEDGER index of what this handle's bytes count in
+  /** The refill chunk, from the limit as the last refill saw it. */
+  #chunk = 0;
+
+  constructor(name: string, slot: number, cell: number) {
+    super(name, slot, cell, true);
+    const base = BASE32 + slot * SLOT_WORDS32;
+    this.#used = base + LOW;
+    this.#limit32 = base + LIMIT32;
+    this.#held = this.heldIndex;
+    this.#chunk = leaseChunk(U32[base + LIMIT32]!);
+  }
+
+  // As in NarrowBudget.
+  override tryReserve(bytes: number): boolean {
+    checkBytes(bytes);
+    if (this.closed) return super.tryReserve(bytes);
+    return this._reserve(bytes) >= 0;
+  }
+
+  override release(bytes: number): void {
+    checkBytes(bytes);
+    if (this.closed || this._release(bytes) < 0) super.release(bytes);
+  }
+
+  // Returns the counter as read after the operation (bytes reserved plus
+  // every thread's lease): the allocator's pressure levels see that.
+  protected override _reserve(bytes: number): number {
+    const slot = this.slot;
+    const l = LEASE[slot]!;
+    if (l >= bytes && Atomics.compareExchange(LEASE, slot, l, l - bytes) === l) {
+      LEDGER[this.#held]! += bytes; // no call before this store
+      LEDGER[MAX + slot]!++;
+      return U32[this.#used]!;
+    }
+    return this.#reserveSlow(bytes);
+  }
+
+  /** Refills the lease, or takes the bytes from the counter; only this path refuses. */
+  #reserveSlow(bytes: number): number {
+    const slot = this.slot;
+    const i = this.#used;
+    const limit = U32[this.#limit32]!;
+    const chunk = (this.#chunk = leaseChunk(limit));
+    const half = limit / 2;
+    let cur = U32[i]!;
+    let reclaimed = false;
+    for (;;) {
+      const next = cur + bytes;
+      if (next > limit) {
+        // Other threads' unused leases (and this one's) count in the
+        // counter: take them back, once, before refusing.
+        if (!reclaimed && binding.budgetReclaimLeases(slot) > 0) {
+          reclaimed = true;
+          cur = U32[i]!;
+          continue;
+        }
+        LEDGER[MAX + MAX + slot]!++;
+        return -1;
+      }
+      const take = next + chunk <= half ? chunk : 0;
+      const prev = Atomics.compareExchange(U32, i, cur, next + take);
+      if (prev === cur) {
+        LEDGER[this.#held]! += bytes; // no call or back edge before these stores
+        LEDGER[PENDING + slot] = take;
+        return this.#refilled(next + take, bytes, take);
+      }
+      cur = prev;
+    }
+  }
+
+  /**
+   * After the counter went up by `bytes` (now held) and `take` (now
+   * pending) to `top`: moves `take` into the lease, or backs out if a
+   * concurrent setLimit() lowered the limit (see NarrowBudget#taken).
+   */
+  #refilled(top: number, bytes: number, take: number): number {
+    const slot = this.slot;
+    if (top > U32[this.#limit32]!) {
+      Atomics.sub(U32, this.#used, bytes + take);
+      LEDGER[this.#held]! -= bytes; // no call before these stores
+      LEDGER[PENDING + slot] = 0;
+      LEDGER[MAX + MAX + slot]!++;
+      return -1;
+    }
+    if (take > 0) {
+      Atomics.add(LEASE, slot, take);
+      LEDGER[PENDING + slot] = 0; // no call before this store
+    }
+    LEDGER[MAX + slot]!++;
+    if (top > LEDGER[PEAK + slot]!) LEDGER[PEAK + slot] = top;
+    return top;
+  }
+
+  protected override _release(bytes: number): number {
+    const h = this.#held;
+    const held = LEDGER[h]!;
+    if (bytes > held) return -1;
+    const slot = this.slot;
+    const l = Atomics.add(LEASE, slot, bytes) + bytes;
+    LEDGER[h] = held - bytes; // no call before this store
+    if (l > 2 * this.#chunk) this.#giveBack(l);
+    return U32[this.#used]!;
+  }
+
+  /** Gives the lease's excess over one chunk back to the counter. */
+  #giveBack(l: number): void {
+    const slot = this.slot;
+    const keep = this.#chunk;
+    if (Atomics.compareExchange(LEASE, slot, l, keep) === l) {
+      LEDGER[PENDING + slot] = l - keep; // no call before this store
+      Atomics.sub(U32, this.#used, l - keep);
+      LEDGER[PENDING + slot] = 0; // nor before this one
+    }
+  }
+}
+
+/**
+ * The refill chunk of a leasing budget: 64 KiB, or a 64th of the limit when
+ * that is less (a lease is taken only while the counter stays at or under
+ * half the limit, so the leases of up to 32 threads fit there).
+ */
+function leaseChunk(limit: number): number {
+  return Math.min(65536, Math.floor(limit / 64));
 }
 
 /** A budget whose limit is 2^32 or more: 64-bit Atomics. */

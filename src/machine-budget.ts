@@ -326,6 +326,7 @@ export class MachineBudget extends Budget {
       limit: s.limit,
       successes: s.successes,
       failures: s.failures,
+      leased: 0,
       openHandles: s.holders,
       holders: s.holders,
       processHeld: s.processHeld,

@@ -74,9 +74,29 @@ void free_cell_locked(Ledger* ledger, int cell) {
   if (cell < ledger->cell_hint) ledger->cell_hint = cell;
 }
 
-// Gives back what `ledger` holds on `slot` (its cells there included) and
-// folds its counts into the slot's retired totals. Caller holds the registry
-// mutex.
+// Takes `ledger`'s lease on `slot` back and gives it to the counter; returns
+// the bytes. The owner changes its lease word only with atomic operations, so
+// an exchange here and the owner's compare-exchange cannot both take the same
+// bytes. Caller holds the registry mutex (which keeps the ledger alive).
+uint64_t take_lease_locked(Ledger* ledger, int slot) {
+  uint32_t lease = ledger->lease[slot].exchange(0, std::memory_order_seq_cst);
+  if (lease > 0) g_region.budgets[slot].used.fetch_sub(lease, std::memory_order_seq_cst);
+  return lease;
+}
+
+// Every live environment's lease on `slot`, taken back. Caller holds the
+// registry mutex.
+uint64_t reclaim_leases_locked(const Registry& r, int slot) {
+  uint64_t total = 0;
+  for (Ledger* l : r.ledgers) total += take_lease_locked(l, slot);
+  return total;
+}
+
+bool leasing(const BudgetSlot& s) { return (s.flags.load(std::memory_order_seq_cst) & kBudgetLeasing) != 0; }
+
+// Gives back what `ledger` holds on `slot` (its cells there included, and
+// its lease and pending bytes) and folds its counts into the slot's retired
+// totals. Caller holds the registry mutex.
 void settle_locked(Ledger* ledger, int slot) {
   // Each cell belongs to an open handle, so none should be left on the slot;
   // any that are (a handle closed without naming its cell) are given back too.
@@ -91,6 +111,10 @@ void settle_locked(Ledger* ledger, int slot) {
   BudgetSlot& s = g_region.budgets[slot];
   double held = ledger->held[slot].load(std::memory_order_relaxed);
   if (held > 0) s.used.fetch_sub(static_cast<uint64_t>(held), std::memory_order_acq_rel);
+  take_lease_locked(ledger, slot);
+  double pending = ledger->pending[slot].load(std::memory_order_relaxed);
+  if (pending > 0) s.used.fetch_sub(static_cast<uint64_t>(pending), std::memory_order_acq_rel);
+  ledger->pending[slot].store(0, std::memory_order_relaxed);
   s.retired_successes.fetch_add(static_cast<uint64_t>(ledger->successes[slot].load(std::memory_order_relaxed)),
                                 std::memory_order_relaxed);
   s.retired_failures.fetch_add(static_cast<uint64_t>(ledger->failures[slot].load(std::memory_order_relaxed)),
@@ -113,8 +137,31 @@ uint64_t peak_locked(const Registry& r, int slot) {
   return peak;
 }
 
+// Bytes reserved on `slot`: the counter less what the live environments'
+// leases and pending windows account for (see Ledger). The words are read
+// one after another, so under concurrent use this is a snapshot of each, not
+// of all at once; when no reservation is under way it is exact. Caller holds
+// the registry mutex.
+void used_locked(const Registry& r, int slot, uint64_t* used, uint64_t* leased) {
+  const BudgetSlot& s = g_region.budgets[slot];
+  uint64_t out = 0;
+  if ((s.flags.load(std::memory_order_seq_cst) & kBudgetLeasing) != 0) {
+    for (const Ledger* l : r.ledgers) {
+      out += l->lease[slot].load(std::memory_order_seq_cst);
+      double pending = l->pending[slot].load(std::memory_order_relaxed);
+      if (pending > 0) out += static_cast<uint64_t>(pending);
+    }
+  }
+  uint64_t counter = s.used.load(std::memory_order_seq_cst);
+  *leased = out < counter ? out : counter;
+  *used = counter - *leased;
+}
+
 // Drops one handle of `ledger` on `slot`; frees the slot with its last handle.
 void close_locked(Registry& r, Ledger* ledger, int slot) {
+  // A closing handle may have been the one that leased: what the lease holds
+  // goes back now rather than wait for a refusal to reclaim it.
+  take_lease_locked(ledger, slot);
   if (--ledger->opens[slot] == 0) settle_locked(ledger, slot);
   if (--r.refs[slot] == 0) {
     BudgetSlot& s = g_region.budgets[slot];
@@ -170,7 +217,7 @@ void ledger_detach(Ledger* ledger) {
 }
 
 int budget_open(Ledger* ledger, const std::string& name, bool has_limit, uint64_t limit, int* slot_out,
-                int* cell_out) {
+                int* cell_out, bool lease) {
   if (ledger == nullptr) return kBudgetClosed;
   if (has_limit && limit > kMaxSafeInteger) return kBudgetBadSize;
   Registry& r = registry();
@@ -215,6 +262,10 @@ int budget_open(Ledger* ledger, const std::string& name, bool has_limit, uint64_
     r.names[slot] = name;
     if (!name.empty()) r.by_name.emplace(name, slot);
   }
+  BudgetSlot& opened = g_region.budgets[slot];
+  if (lease && (opened.flags.load(std::memory_order_relaxed) & kBudgetNarrow) != 0) {
+    opened.flags.fetch_or(kBudgetLeasing, std::memory_order_seq_cst);
+  }
   ++r.refs[slot];
   ++ledger->opens[slot];
   *slot_out = slot;
@@ -245,9 +296,24 @@ int budget_reserve(Ledger* ledger, int slot, uint64_t bytes, int cell) {
   BudgetSlot& s = g_region.budgets[slot];
   uint64_t limit = limit_of(s);
   uint64_t cur = s.used.load(std::memory_order_relaxed);
+  bool reclaimed = false;
   for (;;) {
     // Written as a subtraction so that huge requests cannot overflow.
     if (cur > limit || bytes > limit - cur) {
+      // Unused leases of other environments count in the counter: take them
+      // back, once, before refusing.
+      if (!reclaimed && leasing(s)) {
+        reclaimed = true;
+        uint64_t got = 0;
+        {
+          std::lock_guard<std::mutex> lock(registry().mu);
+          got = reclaim_leases_locked(registry(), slot);
+        }
+        if (got > 0) {
+          cur = s.used.load(std::memory_order_seq_cst);
+          continue;
+        }
+      }
       add_double(ledger->failures[slot], 1);
       return kBudgetOverLimit;
     }
@@ -314,6 +380,11 @@ int budget_set_limit(Ledger* ledger, int slot, uint64_t limit) {
   // published before the check.
   double old_limit = s.limit.exchange(static_cast<double>(limit), std::memory_order_seq_cst);
   uint32_t old_limit32 = s.limit32.exchange(narrow ? static_cast<uint32_t>(limit) : 0u, std::memory_order_seq_cst);
+  // Leases count in the counter but are not in use: take them back first. A
+  // lease taken from after this sees the new limit (its refill checks the
+  // limit after it commits), and bytes taken from a lease before this are
+  // held, so counted below.
+  if (leasing(s)) reclaim_leases_locked(r, slot);
   if (s.used.load(std::memory_order_seq_cst) > limit) {
     s.limit32.store(old_limit32, std::memory_order_seq_cst);
     s.limit.store(old_limit, std::memory_order_seq_cst);
@@ -327,7 +398,7 @@ int budget_stats(Ledger* ledger, int slot, BudgetStats* out) {
   Registry& r = registry();
   std::lock_guard<std::mutex> lock(r.mu);
   const BudgetSlot& s = g_region.budgets[slot];
-  out->used = s.used.load(std::memory_order_acquire);
+  used_locked(r, slot, &out->used, &out->leased);
   out->peak = peak_locked(r, slot);
   out->limit = limit_of(s);
   out->narrow = (s.flags.load(std::memory_order_relaxed) & kBudgetNarrow) != 0;
@@ -339,6 +410,29 @@ int budget_stats(Ledger* ledger, int slot, BudgetStats* out) {
   }
   out->open_handles = r.refs[slot];
   out->name = r.names[slot];
+  return kBudgetOk;
+}
+
+int budget_reclaim_leases(Ledger* ledger, int slot, uint64_t* out) {
+  if (!slot_open(ledger, slot)) return kBudgetClosed;
+  Registry& r = registry();
+  std::lock_guard<std::mutex> lock(r.mu);
+  uint64_t got = reclaim_leases_locked(r, slot);
+  if (out != nullptr) *out = got;
+  return kBudgetOk;
+}
+
+int budget_used(Ledger* ledger, int slot, uint64_t* out) {
+  if (!slot_open(ledger, slot)) return kBudgetClosed;
+  const BudgetSlot& s = g_region.budgets[slot];
+  if (!leasing(s)) {
+    *out = s.used.load(std::memory_order_seq_cst);
+    return kBudgetOk;
+  }
+  Registry& r = registry();
+  std::lock_guard<std::mutex> lock(r.mu);
+  uint64_t leased = 0;
+  used_locked(r, slot, out, &leased);
   return kBudgetOk;
 }
 

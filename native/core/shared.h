@@ -53,6 +53,10 @@ constexpr uint64_t kNarrowMax = 0xFFFFFFFFull;
 enum BudgetFlags : uint32_t {
   kBudgetActive = 1u << 0,
   kBudgetNarrow = 1u << 1,
+  // Some handle opened the budget with leases (narrow budgets only): threads
+  // may hold unused bytes of the counter in their ledger's lease word, so a
+  // refusal first reclaims them and `used` is the counter minus the leases.
+  kBudgetLeasing = 1u << 2,
 };
 
 // One budget, one cache line. JS reads and writes `used` and `peak` with
@@ -89,6 +93,8 @@ constexpr size_t kRegionBudgetsOffset = sizeof(std::atomic<double>) * kSnapshotS
 constexpr size_t kBudgetSlotBytes = sizeof(BudgetSlot);
 constexpr size_t kBudgetLimit32Offset = offsetof(BudgetSlot, limit32);
 static_assert(kBudgetLimit32Offset % 4 == 0, "limit32 must be 4-byte aligned for JS views");
+constexpr size_t kBudgetFlagsOffset = offsetof(BudgetSlot, flags);
+static_assert(kBudgetFlagsOffset % 4 == 0, "flags must be 4-byte aligned for JS views");
 static_assert(std::atomic<uint32_t>::is_always_lock_free, "32-bit atomics must be lock-free");
 
 // What one environment (JS thread) holds. The owning thread writes it; any
@@ -107,27 +113,52 @@ static_assert(std::atomic<uint32_t>::is_always_lock_free, "32-bit atomics must b
 // slot. A cell is bound to one open handle: closing the handle gives back
 // what the cell holds and frees it, so a slot whose last handle closes has
 // no cells left.
+//
+// Leases (narrow budgets opened with `lease`): `lease[slot]` is a share of
+// the budget's counter that this environment took ahead of need and has not
+// handed to any reservation yet. The counter counts it; a reservation of
+// this environment takes from it with a compare-exchange on this word alone,
+// so threads on one budget do not contend on the counter's cache line. Any
+// thread may take a lease back (an exchange to 0, under the registry mutex:
+// budget_reclaim_leases); the owner only ever changes it with atomic
+// operations. `pending[slot]` is written by the owner alone: bytes the
+// counter counts that are, for the few instructions between two atomic
+// operations, neither held nor in the lease (a refill on its way into the
+// lease, or a give-back on its way out of it). Teardown gives back held +
+// lease + pending, which is exactly what the environment added to the
+// counter at any point where V8 can stop the thread.
 constexpr int kMaxCells = 4096;
 constexpr int kNoCell = -1;
 
-struct Ledger {
+struct alignas(64) Ledger {
   std::atomic<double> held[kMaxBudgets];
   std::atomic<double> successes[kMaxBudgets];
   std::atomic<double> failures[kMaxBudgets];
   std::atomic<double> peak[kMaxBudgets];
   std::atomic<double> cells[kMaxCells];  // held by the handle that owns the cell
+  std::atomic<double> pending[kMaxBudgets];
+  // On cache lines of its own (the struct is 64-byte aligned), so that other
+  // environments' words never share a line with this one's.
+  alignas(64) std::atomic<uint32_t> lease[kMaxBudgets];
   uint32_t opens[kMaxBudgets];  // handles this environment has open per slot
   int32_t cell_slot[kMaxCells];  // slot + 1 of the cell's handle; 0 when free
   int cells_used;                // cells in use
   int cell_hint;                 // where the search for a free cell starts
 };
 
-// The part of a Ledger that JS views as one Float64Array: held, successes,
-// failures and peak, kMaxBudgets doubles each, then kMaxCells cells.
+// The part of a Ledger that JS views: as one Float64Array, held, successes,
+// failures and peak, kMaxBudgets doubles each, then kMaxCells cells, then
+// pending (kMaxBudgets doubles); as a Uint32Array, the lease words.
 constexpr size_t kLedgerArrays = 4;
-constexpr size_t kLedgerViewBytes = sizeof(std::atomic<double>) * (kLedgerArrays * kMaxBudgets + kMaxCells);
-static_assert(offsetof(Ledger, held) == 0 && offsetof(Ledger, cells) == kLedgerViewBytes - sizeof(double) * kMaxCells,
-              "JS views held, successes, failures, peak and the cells as one array");
+constexpr size_t kLedgerDoubles = kLedgerArrays * kMaxBudgets + kMaxCells + kMaxBudgets;
+constexpr size_t kLedgerPendingOffset = sizeof(double) * (kLedgerArrays * kMaxBudgets + kMaxCells);
+constexpr size_t kLedgerLeaseOffset = offsetof(Ledger, lease);
+constexpr size_t kLedgerViewBytes = kLedgerLeaseOffset + sizeof(std::atomic<uint32_t>) * kMaxBudgets;
+static_assert(offsetof(Ledger, held) == 0 && offsetof(Ledger, cells) == kLedgerPendingOffset - sizeof(double) * kMaxCells &&
+                  offsetof(Ledger, pending) == kLedgerPendingOffset,
+              "JS views held, successes, failures, peak, the cells and pending as one array");
+static_assert(kLedgerLeaseOffset % 64 == 0 && sizeof(std::atomic<uint32_t>) == 4,
+              "JS views the lease words as a Uint32Array");
 static_assert(std::atomic<double>::is_always_lock_free && sizeof(std::atomic<double>) == sizeof(double),
               "JS writes ledger doubles directly");
 
@@ -148,6 +179,7 @@ enum BudgetError : int {
 struct BudgetStats {
   uint64_t used = 0, peak = 0, limit = 0;
   uint64_t successes = 0, failures = 0;
+  uint64_t leased = 0;  // counted by the counter but held by no reservation
   uint32_t open_handles = 0;
   bool narrow = false;
   std::string name;
@@ -165,8 +197,10 @@ void ledger_detach(Ledger* ledger);
 // An empty name creates a private budget that no other open can find.
 // With `cell_out`, the handle also gets a cell of its own (see Ledger), or
 // nothing is opened (kBudgetTooManyCells).
+// With `lease`, a narrow budget is marked as leasing (kBudgetLeasing); a wide
+// one keeps its single counter.
 int budget_open(Ledger* ledger, const std::string& name, bool has_limit, uint64_t limit,
-                int* slot_out, int* cell_out = nullptr);
+                int* slot_out, int* cell_out = nullptr, bool lease = false);
 // Closes a handle; `cell` is the handle's cell (kNoCell for none), whose
 // bytes are given back now.
 int budget_close(Ledger* ledger, int slot, int cell = kNoCell);
@@ -177,7 +211,14 @@ int budget_release(Ledger* ledger, int slot, uint64_t bytes, int cell = kNoCell)
 // What `cell` holds, or with kNoCell what the environment holds on the slot
 // (its cells included).
 int budget_held(Ledger* ledger, int slot, int cell, double* out);
+// Lowering takes every environment's lease back before it compares usage.
 int budget_set_limit(Ledger* ledger, int slot, uint64_t limit);
+// Takes back every environment's lease on the slot (this one's included) and
+// gives it to the counter; `out` (optional) gets the bytes taken back.
+int budget_reclaim_leases(Ledger* ledger, int slot, uint64_t* out);
+// Bytes reserved now: the counter less the leases (exact when no reservation
+// is under way; the counter itself when the budget is not leasing).
+int budget_used(Ledger* ledger, int slot, uint64_t* out);
 int budget_stats(Ledger* ledger, int slot, BudgetStats* out);
 // The budget's peak, process-wide (see Ledger::peak).
 int budget_peak(Ledger* ledger, int slot, uint64_t* out);
