@@ -8,21 +8,65 @@ const { Worker } = require('node:worker_threads');
 const { sink } = require('../harness');
 const { binding } = require('../../../dist/binding.js');
 
-async function throughput(lib, workers, ms) {
+async function throughput(lib, workers, ms, mode = 'shared') {
   const name = `bench-throughput-${workers}`;
-  const budget = lib.Budget.open(name, 1 << 20);
+  const budgets = mode === 'separate' ? Array.from({ length: workers }, (_, i) => lib.Budget.open(`${name}-${i}`, 1 << 20)) : [lib.Budget.open(name, 1 << 20)];
+  const counter = new SharedArrayBuffer(4);
   const start = new SharedArrayBuffer(4);
   const file = path.join(__dirname, '..', 'workers', 'budget-throughput.js');
-  const ws = Array.from({ length: workers }, () => new Worker(file, { workerData: { name, limit: 1 << 20, start, ms } }));
+  const ws = Array.from(
+    { length: workers },
+    (_, index) => new Worker(file, { workerData: { name, limit: 1 << 20, start, ms, mode, index, counter } }),
+  );
   await Promise.all(ws.map((w) => new Promise((r) => w.once('message', r))));
   const done = Promise.all(ws.map((w) => new Promise((r) => w.once('message', r))));
   Atomics.store(new Int32Array(start), 0, 1);
   Atomics.notify(new Int32Array(start), 0);
   const counts = await done;
   await Promise.all(ws.map((w) => w.terminate()));
-  if (budget.used !== 0) throw new Error(`throughput: budget ended at ${budget.used}, not 0`);
-  budget.close();
+  for (const budget of budgets) {
+    // A leasing budget's leases go back when the workers end: 0 here too.
+    if (budget.used !== 0 || budget.stats().leased !== 0) throw new Error(`throughput: budget ended at ${budget.used}, not 0`);
+    budget.close();
+  }
+  if (new Int32Array(counter)[0] !== 0) throw new Error('throughput: the Atomics counter did not end at 0');
   return counts.reduce((a, b) => a + b, 0) / (ms / 1000) / 1e6;
+}
+
+// Rows of the section 'Budget throughput: separate, shared and leasing
+// budgets'. Each round runs every (workers, mode) pair once, the modes in a
+// rotated order, so load that comes and goes falls on every row alike.
+const MODES = [
+  ['separate', 'separate budgets (one each)'],
+  ['shared', 'one budget'],
+  ['lease', 'one budget, lease: true'],
+  ['atomics', 'one JS Atomics counter (CAS + sub, no ledger)'],
+];
+const WORKERS = [1, 2, 4, 8];
+
+async function throughputByMode(bench, lib, ms, reps) {
+  bench.section('Budget throughput: separate, shared and leasing budgets');
+  const figures = new Map();
+  for (let r = 0; r < reps; r++) {
+    for (const workers of WORKERS) {
+      for (let m = 0; m < MODES.length; m++) {
+        const [mode] = MODES[(m + r) % MODES.length];
+        const key = `${workers}:${mode}`;
+        if (!figures.has(key)) figures.set(key, []);
+        figures.get(key).push(await throughput(lib, workers, ms, mode));
+      }
+    }
+  }
+  for (const workers of WORKERS) {
+    const label = (title) => `${workers} worker${workers > 1 ? 's' : ''}, ${title}`;
+    for (const [mode, title] of MODES) {
+      bench.value(label(title), figures.get(`${workers}:${mode}`), 'M pairs/s', {
+        higherIsBetter: true,
+        ...(mode === 'separate' ? {} : { baseline: label(MODES[0][1]) }),
+        ...(workers > 2 && mode === 'separate' ? { note: `${workers} workers on 2 cores` } : {}),
+      });
+    }
+  }
 }
 
 exports.run = async function run(bench, lib) {
@@ -175,4 +219,6 @@ exports.run = async function run(bench, lib) {
   }
   bench.value('1 worker', one, 'M pairs/s', { higherIsBetter: true });
   bench.value('2 workers, aggregate', two, 'M pairs/s', { higherIsBetter: true, baseline: '1 worker', note: '2 cores, one shared counter' });
+
+  await throughputByMode(bench, lib, ms, reps);
 };
