@@ -25,7 +25,7 @@ const seed0 = opt('--seed', Date.now() % 1e9);
 const root = path.join(__dirname, '..');
 const dist = path.join(root, 'dist', 'index.js');
 const fixtures = path.join(root, 'test', 'fixtures');
-const MODES = ['narrow', 'wide', 'narrow-release', 'wide-release', 'refuse', 'allocator', 'cache', 'exit', 'throw', 'oom'];
+const MODES = ['narrow', 'wide', 'narrow-release', 'wide-release', 'refuse', 'allocator', 'cache', 'exit', 'throw', 'oom', 'lease', 'lease-release', 'lease-mix', 'lease-allocator'];
 const FLAGS = [[], ['--no-opt'], ['--jitless']];
 
 let failed = false;

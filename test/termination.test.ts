@@ -18,7 +18,22 @@ const PER_CASE = Number(process.env.RESOURCE_GUARD_TERMINATION_PER_CASE) || 20;
 const PER_CASE_SELF = Math.max(2, Math.round((PER_CASE * 2) / 5));
 const driver = path.join(__dirname, 'fixtures', 'termination-driver.cjs');
 const dist = path.join(__dirname, '..', 'dist', 'index.js');
-const MODES = ['narrow', 'wide', 'narrow-release', 'wide-release', 'refuse', 'allocator', 'cache', 'exit', 'throw', 'oom'];
+const MODES = [
+  'narrow',
+  'wide',
+  'narrow-release',
+  'wide-release',
+  'refuse',
+  'allocator',
+  'cache',
+  'exit',
+  'throw',
+  'oom',
+  'lease',
+  'lease-release',
+  'lease-mix',
+  'lease-allocator',
+];
 /** How workers of the modes that end by themselves must have ended. */
 const ENDS: Record<string, Record<string, number>> = {
   exit: {},
