@@ -254,7 +254,7 @@ sys.stdin.read()`,
     );
     const out = execFileSync(
       'unshare',
-      ['-pf', 'sh', '-c', `node ${dir}/a.js > ${dir}/a.out & while ! grep -q ready ${dir}/a.out 2>/dev/null; do sleep 0.05; done; node ${dir}/b.js; kill $!`],
+      ['-pf', 'sh', '-c', `node ${dir}/a.js > ${dir}/a.out & while ! grep -q ready ${dir}/a.out 2>/dev/null; do sleep 0.05; done; node ${dir}/b.js 2>&1; kill $!`],
       { encoding: 'utf8' },
     );
     expect(out.trim()).toBe('false');
