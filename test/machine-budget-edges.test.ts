@@ -60,7 +60,7 @@ async function holder(name: string, bytes = 0): Promise<ChildProcess> {
   const k = spawn(process.execPath, [
     '-e',
     `const rg = require(${JSON.stringify(LIB)}); const b = rg.Budget.open(${JSON.stringify(name)}, undefined, ${JSON.stringify(opts())});
-     if (${bytes} > 0) b.reserve(${bytes}); process.stdout.write('ready\\n'); setInterval(() => {}, 1000);`,
+     if (${bytes} > 0) b.reserve(${bytes}); process.stdout.write('ready\\n'); setInterval(() => b.used, 1000);`,
   ]);
   kids.push(k);
   await new Promise<void>((resolve, reject) => {
@@ -243,10 +243,12 @@ sys.stdin.read()`,
 
   it.runIf(canUnshare)("a process whose /proc is not its pid namespace's does not free a live process's bytes", () => {
     // `unshare -pf` without --mount-proc: both processes in one new pid namespace, /proc still the parent's.
+    // a.js keeps its handle reachable (the timer uses it): a dropped handle is closed by the
+    // FinalizationRegistry, and a collection before b.js runs would close the budget for real.
     fs.writeFileSync(
       path.join(dir, 'a.js'),
       `const rg = require(${JSON.stringify(LIB)}); const b = rg.Budget.open('ns', 100, ${JSON.stringify(opts())}); b.reserve(60);
-       process.stdout.write('ready\\n'); setTimeout(() => process.exit(0), 20000);`,
+       process.stdout.write('ready\\n'); setTimeout(() => { b.close(); process.exit(0); }, 20000);`,
     );
     fs.writeFileSync(
       path.join(dir, 'b.js'),
