@@ -10,13 +10,13 @@
  * limit, the V8 heap against its limit, the file system holding the working
  * directory, CPU by the CPU rule (this process's or its container's CPU time
  * against the CPUs it may use, see `cpu-usage.ts`; host load beside it),
- * `monitorEventLoopDelay` (p99 over a window), event-loop utilization and
+ * event-loop delay (p99 over a window, see `loop-delay.ts`), event-loop utilization and
  * `/proc/pressure/memory`.
  *
  * @module
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
+import { LoopDelayWindow } from './loop-delay';
 import {
   DEGRADATION_LEVELS,
   DegradationController,
@@ -136,7 +136,7 @@ export interface ResourceSamplerOptions {
   cpu?: boolean;
   /** Where CPU figures come from. @default the process-wide tracker */
   cpuTracker?: CpuUsageTracker;
-  /** Measure event-loop delay with `perf_hooks.monitorEventLoopDelay`. @default true */
+  /** Measure event-loop delay (the time between runs of a timer that asks to run every `eventLoopResolutionMs`). @default true */
   eventLoop?: boolean;
   /** Resolution of the event-loop monitor, ms. @default 10 */
   eventLoopResolutionMs?: number;
@@ -173,19 +173,18 @@ export function createResourceSampler(options: ResourceSamplerOptions = {}): Res
   if (tracker !== undefined && !(tracker instanceof CpuUsageTracker)) {
     throw new InvalidArgTypeError('options.cpuTracker', 'an instance of CpuUsageTracker', tracker);
   }
-  let histogram: IntervalHistogram | null = null;
+  let histogram: LoopDelayWindow | null = null;
   let elu: EventLoopUtilization | null = null;
   let utilization: number | null = null;
   if (wantLoop) {
-    histogram = monitorEventLoopDelay({ resolution: resolutionMs });
-    histogram.enable();
+    histogram = new LoopDelayWindow(resolutionMs);
     elu = performance.eventLoopUtilization();
   }
   let windowStart = Date.now();
   let lastLoop: EventLoopFigures | null = null;
   // The histogram records the timer's full period, so the resolution itself
   // is subtracted: an idle loop reports about 0 ms, not 10.
-  const loopFigures = (h: IntervalHistogram): EventLoopFigures => {
+  const loopFigures = (h: LoopDelayWindow): EventLoopFigures => {
     const base = resolutionMs * 1e6;
     const ms = (ns: number) => Math.max(0, ns - base) / 1e6;
     return { lagMs: ms(h.percentile(99)), meanMs: ms(h.mean), maxMs: ms(h.max) };
@@ -274,7 +273,7 @@ export function createResourceSampler(options: ResourceSamplerOptions = {}): Res
     return figures;
   }) as ResourceSampler;
   sample.close = () => {
-    histogram?.disable();
+    histogram?.close();
     histogram = null;
   };
   return sample;

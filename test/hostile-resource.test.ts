@@ -4,20 +4,18 @@
 // reads as unknown with hot and full checks agreeing.
 import { execFile } from 'node:child_process';
 import * as fs from 'node:fs';
-import { createRequire, syncBuiltinESMExports } from 'node:module';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import * as perfHooks from 'node:perf_hooks';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { binding } from '../src/binding';
 import { DegradationController } from '../src/degradation';
 import { CpuMonitor, DiskSpaceGuard, DiskSpaceUnknownError, MemoryGuard, ResourceGuard, defaultMemoryLimit } from '../src/guards';
+import { liveLoopDelayWindows } from '../src/loop-delay';
 import { samplerStarted } from '../src/sampler';
 import { codeOf } from './helpers';
 
 const MiB = 1024 * 1024;
-const requireCjs = createRequire(import.meta.url);
 const run = promisify(execFile);
 const linux = process.platform === 'linux';
 const dirs: string[] = [];
@@ -34,43 +32,14 @@ function openFds(): number {
   return linux ? fs.readdirSync('/proc/self/fd').length : 0;
 }
 
-// Event-loop delay histograms (what a CpuMonitor starts) that are enabled and
-// not disabled: counted by wrapping perf_hooks.monitorEventLoopDelay.
-let liveHistograms = 0;
-const realMonitor = perfHooks.monitorEventLoopDelay;
-beforeAll(() => {
-  const cjs = requireCjs('node:perf_hooks') as typeof perfHooks;
-  cjs.monitorEventLoopDelay = ((opts?: perfHooks.EventLoopMonitorOptions) => {
-    const h = realMonitor(opts);
-    const enable = h.enable.bind(h);
-    const disable = h.disable.bind(h);
-    let on = false;
-    h.enable = () => {
-      if (!on) liveHistograms++;
-      on = true;
-      return enable();
-    };
-    h.disable = () => {
-      if (on) liveHistograms--;
-      on = false;
-      return disable();
-    };
-    return h;
-  }) as typeof perfHooks.monitorEventLoopDelay;
-  syncBuiltinESMExports();
-});
-afterAll(() => {
-  (requireCjs('node:perf_hooks') as typeof perfHooks).monitorEventLoopDelay = realMonitor;
-  syncBuiltinESMExports();
-});
-
 function snapshot() {
   return {
     fds: openFds(),
     handles: process.getActiveResourcesInfo().length,
     samplerUsers: binding.samplerUsers(),
     samplerStarted: samplerStarted(),
-    histograms: liveHistograms,
+    // Event-loop delay windows (what a CpuMonitor opens) not closed.
+    histograms: liveLoopDelayWindows(),
   };
 }
 

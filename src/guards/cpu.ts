@@ -14,8 +14,9 @@
  * @module
  */
 import { EventEmitter } from 'node:events';
-import { monitorEventLoopDelay, performance, type EventLoopUtilization, type IntervalHistogram } from 'node:perf_hooks';
+import { performance, type EventLoopUtilization } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { LoopDelayWindow } from '../loop-delay';
 import { CpuOverloadError, OutOfRangeError } from '../errors';
 import { sharedCpuTracker, type CpuUsageTracker } from '../cpu-usage';
 import { SnapshotField, acquireSampler, cpuCount, readCgroup, refreshSnapshot, sharedMemory, snapshotView } from '../sampler';
@@ -89,7 +90,7 @@ export interface CpuMonitorOptions {
    */
   basis?: 'auto' | 'system' | 'quota';
   /**
-   * Measure event-loop delay (`monitorEventLoopDelay`) and utilisation.
+   * Measure event-loop delay (the time between runs of a 10 ms timer) and utilisation.
    * @default true
    */
   eventLoop?: boolean;
@@ -204,7 +205,7 @@ export class CpuMonitor extends EventEmitter<CpuMonitorEvents> {
   readonly #tracker: CpuUsageTracker | null;
   readonly #waitCell = new Int32Array(new SharedArrayBuffer(4));
 
-  #histogram: IntervalHistogram | null = null;
+  #histogram: LoopDelayWindow | null = null;
   #elu: EventLoopUtilization | null = null;
   #elAt = NaN;
   #lag: number | null = null;
@@ -281,8 +282,7 @@ export class CpuMonitor extends EventEmitter<CpuMonitorEvents> {
       }
       this.#quota = quota;
       if (eventLoop) {
-        this.#histogram = monitorEventLoopDelay({ resolution: RESOLUTION_MS });
-        this.#histogram.enable();
+        this.#histogram = new LoopDelayWindow(RESOLUTION_MS);
         this.#elu = performance.eventLoopUtilization();
         this.#elAt = this.#clock();
       }
@@ -461,7 +461,7 @@ export class CpuMonitor extends EventEmitter<CpuMonitorEvents> {
    */
   close(): void {
     if (this.#histogram !== null) {
-      this.#histogram.disable();
+      this.#histogram.close();
       this.#histogram = null;
     }
     samplerHolds.unregister(this);
