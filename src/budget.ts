@@ -860,11 +860,30 @@ function leaseChunk(limit: number): number {
   return Math.min(65536, Math.floor(limit / 64));
 }
 
-/** A budget whose limit is 2^32 or more: 64-bit Atomics. */
+/**
+ * A budget whose limit is 2^32 or more: 64-bit Atomics on BigInts.
+ *
+ * The pair is kept near the cost of a bare BigInt64 compare-exchange loop by
+ * doing no more BigInt work than that loop: the first exchange uses the
+ * counter as this handle last saw it (as NarrowBudget does), the limit is
+ * compared as a BigInt kept beside the number it was made from (remade when
+ * the limit changes), and the peak is raised only when the new usage passes
+ * the highest value this handle has written there. None of these can decide
+ * an outcome wrongly: a stale guess fails its exchange, a changed limit is
+ * seen by comparing numbers, and the peak cache is never above this
+ * environment's peak (which only grows while the handle is open).
+ */
 class WideBudget extends Budget {
   readonly #used: number = 0; // B64 index
   readonly #limit: number = 0; // F64 index
   readonly #held: number = 0; // as in NarrowBudget
+  /** The counter as this handle last saw it; only a guess (see NarrowBudget). */
+  #seen = 0n;
+  /** The limit #limitBig was made from; NaN until the first reservation. */
+  #limitNum = NaN;
+  #limitBig = 0n;
+  /** A usage at or under this environment's peak for the slot. */
+  #peakBig = 0n;
 
   constructor(name: string, slot: number, cell: number) {
     super(name, slot, cell, false);
@@ -874,59 +893,104 @@ class WideBudget extends Budget {
     this.#held = this.heldIndex;
   }
 
-  // As in NarrowBudget.
+  // As in NarrowBudget. The public pair returns booleans, so it never turns
+  // a BigInt into a number; _reserve/_release (the allocator's) do.
   override tryReserve(bytes: number): boolean {
     checkBytes(bytes);
     if (this.closed) return super.tryReserve(bytes);
-    return this._reserve(bytes) >= 0;
+    return this.#take(bytes);
   }
 
   override release(bytes: number): void {
     checkBytes(bytes);
-    if (this.closed || this._release(bytes) < 0) super.release(bytes);
+    if (this.closed || !this.#give(bytes)) super.release(bytes);
   }
 
-  // As in NarrowBudget: the ledger store comes right after the atomic
-  // operation that commits, with no call (Number() and BigInt() included)
-  // and no back edge between them.
   protected override _reserve(bytes: number): number {
-    const slot = this.slot;
-    const limit = F64[this.#limit]!;
-    const i = this.#used;
+    return this.#take(bytes) ? Number(this.#seen) : -1;
+  }
+
+  protected override _release(bytes: number): number {
+    return this.#give(bytes) ? Number(this.#seen) : -1;
+  }
+
+  // The common case: the guess is right and the limit is the one cached.
+  // Termination safety as in NarrowBudget: the ledger store comes right
+  // after the exchange that commits, with no call or back edge between.
+  #take(bytes: number): boolean {
     const b = BigInt(bytes);
+    const cur = this.#seen;
+    const next = cur + b;
+    if (
+      F64[this.#limit] === this.#limitNum &&
+      next <= this.#limitBig &&
+      Atomics.compareExchange(B64, this.#used, cur, next) === cur
+    ) {
+      LEDGER[this.#held]! += bytes; // no call before this store
+      return this.#taken(next, b, bytes);
+    }
+    return this.#takeSlow(b, bytes);
+  }
+
+  /** Retries from the counter's real value and the current limit; only this path refuses. */
+  #takeSlow(b: bigint, bytes: number): boolean {
+    const i = this.#used;
     let cur = Atomics.load(B64, i);
     for (;;) {
+      const limit = F64[this.#limit]!;
+      if (limit !== this.#limitNum) {
+        this.#limitNum = limit;
+        this.#limitBig = BigInt(limit);
+      }
       const next = cur + b;
-      if (Number(next) > limit) {
-        LEDGER[MAX + MAX + slot]!++;
-        return -1;
+      if (next > this.#limitBig) {
+        this.#seen = cur;
+        LEDGER[MAX + MAX + this.slot]!++;
+        return false;
       }
       const prev = Atomics.compareExchange(B64, i, cur, next);
       if (prev === cur) {
         LEDGER[this.#held]! += bytes; // no call or back edge before this store
-        const used = Number(next);
-        if (used > F64[this.#limit]!) {
-          Atomics.sub(B64, i, b);
-          LEDGER[this.#held]! -= bytes;
-          LEDGER[MAX + MAX + slot]!++;
-          return -1;
-        }
-        LEDGER[MAX + slot]!++;
-        if (used > LEDGER[PEAK + slot]!) LEDGER[PEAK + slot] = used;
-        return used;
+        return this.#taken(next, b, bytes);
       }
       cur = prev;
     }
   }
 
-  protected override _release(bytes: number): number {
+  /** Bookkeeping after an exchange to `next` succeeded and the ledger recorded it. */
+  #taken(next: bigint, b: bigint, bytes: number): boolean {
+    this.#seen = next;
+    // A concurrent setLimit() may have lowered the limit since it was read
+    // (see NarrowBudget#taken): back out, the counter first, then the ledger.
+    if (F64[this.#limit] !== this.#limitNum && Number(next) > F64[this.#limit]!) {
+      const prev = Atomics.sub(B64, this.#used, b);
+      LEDGER[this.#held]! -= bytes; // no call before this store
+      this.#seen = prev - b;
+      LEDGER[MAX + MAX + this.slot]!++;
+      return false;
+    }
+    LEDGER[MAX + this.slot]!++;
+    if (next > this.#peakBig) this.#raisePeak(next);
+    return true;
+  }
+
+  #raisePeak(next: bigint): void {
+    const used = Number(next);
+    const i = PEAK + this.slot;
+    if (used > LEDGER[i]!) LEDGER[i] = used;
+    this.#peakBig = next;
+  }
+
+  // As in NarrowBudget#_release: the counter, then the ledger, nothing between.
+  #give(bytes: number): boolean {
     const h = this.#held;
     const held = LEDGER[h]!;
-    if (bytes > held) return -1;
+    if (bytes > held) return false;
     const b = BigInt(bytes);
     const prev = Atomics.sub(B64, this.#used, b);
-    LEDGER[h] = held - bytes;
-    return Number(prev) - bytes;
+    LEDGER[h] = held - bytes; // no call before this store
+    this.#seen = prev - b;
+    return true;
   }
 }
 
