@@ -105,7 +105,11 @@ async function main() {
   markSummary(bench.rows);
   const seconds = ((Date.now() - started) / 1000).toFixed(1);
   console.log(`\ncompleted in ${seconds} s`);
-  if (!write) return;
+  if (!write) {
+    // Nothing is written (--only, --no-write): print the tables, ratios included.
+    console.log(`\n${bench.markdown()}`);
+    return;
+  }
   const date = new Date().toISOString();
   const loadNote = `load average at the end of the run: ${os.loadavg().map((x) => x.toFixed(2)).join(', ')} (1, 5, 15 min) on ${os.cpus().length} CPUs`;
   const md = benchmarksMarkdown({ date, node: process.version, platform: `${process.platform}-${process.arch}`, machine, loadNote, seconds, reps: bench.options.reps, warmup: bench.options.warmup, repMs: bench.options.repMs, rows: bench.rows });

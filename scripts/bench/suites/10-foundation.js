@@ -181,7 +181,7 @@ exports.run = async function run(bench, lib) {
       const b = 64 + (i & 255);
       if (wide.tryReserve(b)) wide.release(b);
     }
-  }, { baseline: 'JS Atomics on a SharedArrayBuffer (BigInt64 CAS + sub)' });
+  }, { baseline: 'JS Atomics on a SharedArrayBuffer (BigInt64 CAS + sub)', target: '≤ 1.2× the BigInt64 loop', minRatio: 1 / 1.2 });
   // A machine-wide budget: one native call per operation, under the lock in
   // the shared file (uncontended here). Its ratio is against the process-wide
   // pair; the floor's row above gives the other one.
