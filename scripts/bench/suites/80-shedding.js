@@ -5,7 +5,8 @@
 // bounded undici loop (fixed connections, fixed duration). The three set-ups
 // are measured in turn, five rounds, and each row is the median of its five
 // runs, so drift on a shared machine touches all three alike.
-const { spawn } = require('node:child_process');
+const { spawn, spawnSync } = require('node:child_process');
+const os = require('node:os');
 const path = require('node:path');
 
 function optional(name) {
@@ -38,9 +39,37 @@ const mode = process.argv[1];
 })();
 `;
 
-function startServer(mode) {
+/**
+ * CPU placement. The servers and the load generator share the machine; left
+ * to the scheduler, each server process keeps whatever placement it started
+ * with for the whole run, which favoured one set-up over another by several
+ * per cent in a way that repeated round after round. Where `taskset` exists
+ * and there are two CPUs or more, every server runs on the last CPU and this
+ * process (the load generator, all its threads) on the others for the
+ * section, so the three set-ups are measured alike.
+ */
+function pinning() {
+  const cpus = os.cpus().length;
+  if (process.platform !== 'linux' || cpus < 2) return null;
+  const probe = spawnSync('taskset', ['-p', String(process.pid)], { encoding: 'utf8' });
+  const mask = probe.status === 0 ? /:\s*([0-9a-f,]+)\s*$/i.exec(probe.stdout)?.[1] : undefined;
+  if (mask === undefined) return null;
+  const server = String(cpus - 1);
+  const client = cpus === 2 ? '0' : `0-${cpus - 2}`;
+  const set = (m, list) => spawnSync('taskset', ['-a', list ? '-cp' : '-p', m, String(process.pid)], { stdio: 'ignore' }).status === 0;
+  return {
+    server,
+    pinClient: () => set(client, true),
+    restore: () => set(mask, false),
+  };
+}
+
+function startServer(mode, pin) {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['-e', SERVER, mode], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
+    const argv = ['-e', SERVER, mode];
+    const child = pin
+      ? spawn('taskset', ['-c', pin.server, process.execPath, ...argv], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] })
+      : spawn(process.execPath, argv, { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
     let out = '';
     child.stdout.on('data', (d) => {
       out += d;
@@ -176,8 +205,10 @@ exports.run = async function run(bench) {
   const rounds = 5;
   const connections = 8;
   const modes = ['neither', 'under-pressure', 'resource-guard'];
+  const pin = pinning();
   const servers = {};
-  for (const m of modes) servers[m] = await startServer(m);
+  for (const m of modes) servers[m] = await startServer(m, pin);
+  const pinned = pin !== null && pin.pinClient();
   const samples = { neither: [], 'under-pressure': [], 'resource-guard': [] };
   let failed = 0;
   try {
@@ -191,6 +222,7 @@ exports.run = async function run(bench) {
       }
     }
   } finally {
+    if (pinned) pin.restore();
     for (const m of modes) {
       servers[m].child.removeAllListeners('exit');
       servers[m].child.kill('SIGTERM');
@@ -200,7 +232,8 @@ exports.run = async function run(bench) {
     const xs = samples[m].map((x) => Math.round(x));
     console.log(`  ${m}: runs ${xs.join(', ')} req/s (range ${Math.min(...xs)}–${Math.max(...xs)})`);
   }
-  const note = `${connections} connections, ${durationMs} ms per run, median of ${rounds}${failed ? `, ${failed} non-200 answers` : ''}`;
+  const placement = pinned ? `, servers on CPU ${pin.server}, load generator on the others` : '';
+  const note = `${connections} connections, ${durationMs} ms per run, median of ${rounds}${placement}${failed ? `, ${failed} non-200 answers` : ''}`;
   bench.value('neither', samples.neither, 'req/s', { higherIsBetter: true, note });
   bench.value('with @fastify/under-pressure', samples['under-pressure'], 'req/s', { higherIsBetter: true, baseline: 'neither', note });
   bench.value('with resource-guard plugin', samples['resource-guard'], 'req/s', { higherIsBetter: true, baseline: 'neither', note });
