@@ -161,8 +161,8 @@ export interface BudgetedCacheStats {
 }
 
 class Entry<K, V> {
-  prev: Entry<K, V> | null = null;
-  next: Entry<K, V> | null = null;
+  /** Its place in the recency list (see BudgetedCache#prev), or -1 once removed. */
+  slot = -1;
   pins = 0;
   live = true;
   /** Why it was removed while acquired (null: replaced by the same value, no dispose). */
@@ -196,10 +196,20 @@ export class BudgetedCache<K, V> {
   readonly #fractions: readonly [number, number, number, number];
   readonly #map = new Map<K, Entry<K, V>>();
   readonly #pending = new Map<K, Pending<V>>();
-  /** Most recently used. */
-  #head: Entry<K, V> | null = null;
-  /** Least recently used. */
-  #tail: Entry<K, V> | null = null;
+  // The recency list. Its links are slot numbers in typed arrays rather than
+  // fields of the entries: marking an entry used then writes integers only,
+  // with none of the write barriers that storing object references costs, so
+  // a hit stays close to lru-cache's, which is built the same way.
+  /** Slot of the most recently used entry, -1 when empty. */
+  #head = -1;
+  /** Slot of the least recently used entry, -1 when empty. */
+  #tail = -1;
+  #prev = new Int32Array(16);
+  #next = new Int32Array(16);
+  /** The entry in each slot (undefined: free). */
+  #bySlot: Array<Entry<K, V> | undefined> = [];
+  /** Free slots below #bySlot.length. */
+  #free: number[] = [];
   #bytes = 0;
   #cap: number;
   #levelFraction = 1;
@@ -259,12 +269,23 @@ export class BudgetedCache<K, V> {
 
   /** The value for `key`, marking it most recently used; undefined when absent or expired. */
   get(key: K): V | undefined {
-    const e = this.#hit(key);
-    if (e === undefined) {
-      this.#misses++;
-      return undefined;
-    }
+    // #hit written out: a hit on an entry without a time-to-live is the
+    // common case and takes no call but the map's and the list's.
+    const e = this.#map.get(key);
+    if (e === undefined || (e.expires !== Infinity && this.#now() > e.expires)) return this.#miss(e);
+    this.#hits++;
+    this.#touch(e);
     return e.value;
+  }
+
+  /** A get that found nothing, or an entry that has expired (dropped now). */
+  #miss(e: Entry<K, V> | undefined): undefined {
+    if (e !== undefined) {
+      this.#remove(e, 'expire');
+      this.#expirations++;
+    }
+    this.#misses++;
+    return undefined;
   }
 
   /**
@@ -413,7 +434,7 @@ export class BudgetedCache<K, V> {
   clear(): void {
     if (this.#disposing !== 0) throw new CacheReentrancyError('clear');
     this.#pending.clear();
-    while (this.#tail !== null) this.#remove(this.#tail, 'clear');
+    while (this.#tail !== -1) this.#remove(this.#bySlot[this.#tail]!, 'clear');
   }
 
   /** Drops expired entries now; returns how many. */
@@ -421,14 +442,15 @@ export class BudgetedCache<K, V> {
     if (this.#disposing !== 0) throw new CacheReentrancyError('purgeStale');
     let n = 0;
     const now = this.#now();
-    for (let e = this.#tail; e !== null; ) {
-      const prev: Entry<K, V> | null = e.prev;
+    for (let s = this.#tail; s !== -1; ) {
+      const e = this.#bySlot[s]!;
+      const prev = this.#prev[s]!;
       if (now > e.expires) {
         this.#remove(e, 'expire');
         this.#expirations++;
         n++;
       }
-      e = prev;
+      s = prev;
     }
     return n;
   }
@@ -496,7 +518,13 @@ export class BudgetedCache<K, V> {
   /** Keys of live entries, most recently used first. */
   *keys(): IterableIterator<K> {
     const now = this.#now();
-    for (let e = this.#head; e !== null; e = e.next) if (!(now > e.expires)) yield e.key;
+    // An entry removed while the caller holds the iterator ends it (its slot
+    // may already hold another entry).
+    for (let s = this.#head; s !== -1; ) {
+      const e = this.#bySlot[s]!;
+      if (!(now > e.expires)) yield e.key;
+      s = e.slot === -1 ? -1 : this.#next[e.slot]!;
+    }
   }
 
   stats(): BudgetedCacheStats {
@@ -594,11 +622,7 @@ export class BudgetedCache<K, V> {
     const e = new Entry(key, value, size, ttl === Infinity ? Infinity : this.#now() + ttl);
     this.#map.set(key, e);
     this.#bytes += size;
-    const head = this.#head;
-    e.next = head;
-    if (head !== null) head.prev = e;
-    else this.#tail = e;
-    this.#head = e;
+    this.#link(e);
     return true;
   }
 
@@ -659,8 +683,8 @@ export class BudgetedCache<K, V> {
    * too; its bytes come back on its last release.
    */
   #evictOne(reason: DisposeReason): boolean {
-    const e = this.#tail;
-    if (e === null) return false;
+    if (this.#tail === -1) return false;
+    const e = this.#bySlot[this.#tail]!;
     this.#remove(e, reason);
     this.#evictions++;
     return true;
@@ -672,17 +696,48 @@ export class BudgetedCache<K, V> {
     return before - this.#bytes;
   }
 
+  /** Puts a new entry at the head of the recency list, in a free slot. */
+  #link(e: Entry<K, V>): void {
+    let s = this.#free.pop();
+    if (s === undefined) {
+      s = this.#bySlot.length;
+      if (s === this.#prev.length) {
+        const prev = new Int32Array(s * 2);
+        const next = new Int32Array(s * 2);
+        prev.set(this.#prev);
+        next.set(this.#next);
+        this.#prev = prev;
+        this.#next = next;
+      }
+      this.#bySlot.push(e);
+    } else {
+      this.#bySlot[s] = e;
+    }
+    e.slot = s;
+    const head = this.#head;
+    this.#prev[s] = -1;
+    this.#next[s] = head;
+    if (head !== -1) this.#prev[head] = s;
+    else this.#tail = s;
+    this.#head = s;
+  }
+
+  /** Marks a listed entry most recently used. */
   #touch(e: Entry<K, V>): void {
-    if (e === this.#head) return;
-    const prev = e.prev!;
-    const next = e.next;
-    prev.next = next;
-    if (next !== null) next.prev = prev;
-    else this.#tail = prev;
-    e.prev = null;
-    e.next = this.#head;
-    this.#head!.prev = e;
-    this.#head = e;
+    const s = e.slot;
+    const head = this.#head;
+    if (s === head) return;
+    const prevs = this.#prev;
+    const nexts = this.#next;
+    const p = prevs[s]!;
+    const n = nexts[s]!;
+    nexts[p] = n;
+    if (n !== -1) prevs[n] = p;
+    else this.#tail = p;
+    prevs[s] = -1;
+    nexts[s] = head;
+    prevs[head] = s;
+    this.#head = s;
   }
 
   /**
@@ -691,13 +746,16 @@ export class BudgetedCache<K, V> {
    */
   #remove(e: Entry<K, V>, reason: DisposeReason | null): void {
     this.#map.delete(e.key);
-    const prev = e.prev;
-    const next = e.next;
-    if (prev !== null) prev.next = next;
-    else this.#head = next;
-    if (next !== null) next.prev = prev;
-    else this.#tail = prev;
-    e.prev = e.next = null;
+    const s = e.slot;
+    const p = this.#prev[s]!;
+    const n = this.#next[s]!;
+    if (p !== -1) this.#next[p] = n;
+    else this.#head = n;
+    if (n !== -1) this.#prev[n] = p;
+    else this.#tail = p;
+    this.#bySlot[s] = undefined;
+    this.#free.push(s);
+    e.slot = -1;
     e.live = false;
     if (e.pins > 0) {
       e.reason = reason;
