@@ -297,7 +297,7 @@ function cache(bench) {
     (n) => {
       for (let i = 0; i < n; i++) sink(ours.get(keys[i % N]) !== undefined);
     },
-    lruAll ? { baseline: getHit } : {},
+    lruAll ? { baseline: getHit, target: '≤ 1.1× lru-cache', minRatio: 1 / 1.1 } : {},
   );
 
   // sets that evict: a tenth of the keys fit
