@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { beforeAll, describe, expect, test } from 'vitest';
 import { Budget, LimitedAllocator } from '../src/index';
-import { codeOf } from './helpers';
+import { codeOf, moveLimitUntil } from './helpers';
 
 const fixture = path.join(__dirname, 'fixtures', 'lease-worker.cjs');
 const dist = path.join(__dirname, '..', 'dist', 'index.js');
@@ -194,17 +194,7 @@ describe('a leasing budget shared by threads', () => {
     );
     // Move the limit while they run: lowerings fail while usage is above
     // `lo`, and succeed (after taking the leases back) when it is not.
-    let lowered = 0;
-    let refused = 0;
-    while (Atomics.load(sync, DONE) < workers.length) {
-      const code = codeOf(() => b.setLimit(lo));
-      if (code === undefined) lowered++;
-      else if (code === 'ERR_BUDGET_LIMIT_BELOW_USAGE') refused++;
-      else throw new Error(`setLimit: ${code}`);
-      await new Promise((r) => setTimeout(r, 1));
-      b.setLimit(hi);
-      await new Promise((r) => setTimeout(r, 1));
-    }
+    const { lowered, refused } = await moveLimitUntil(b, lo, hi, () => Atomics.load(sync, DONE) >= workers.length);
     const reports = await Promise.all(workers.map((w) => w.message));
     for (const r of reports) {
       expect(r.held).toBe(0);

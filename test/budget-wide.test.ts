@@ -10,7 +10,7 @@ import { Worker } from 'node:worker_threads';
 import { beforeAll, describe, expect, test } from 'vitest';
 import { Budget, LimitedAllocator } from '../src/index';
 import type { PressureChange } from '../src/index';
-import { codeOf } from './helpers';
+import { moveLimitUntil } from './helpers';
 
 const fixture = path.join(__dirname, 'fixtures', 'lease-worker.cjs');
 const dist = path.join(__dirname, '..', 'dist', 'index.js');
@@ -148,17 +148,7 @@ describe('a wide budget shared by threads', () => {
     const workers = Array.from({ length: 8 }, (_, i) =>
       start({ mode: 'churn', name, limit: hi, sab, seed: 0x3a1de + i * 7919, ops: 100_000, keep: 64, maxSize: 2 ** 28 }),
     );
-    let lowered = 0;
-    let refused = 0;
-    while (Atomics.load(sync, DONE) < workers.length) {
-      const code = codeOf(() => b.setLimit(lo));
-      if (code === undefined) lowered++;
-      else if (code === 'ERR_BUDGET_LIMIT_BELOW_USAGE') refused++;
-      else throw new Error(`setLimit: ${code}`);
-      await new Promise((r) => setTimeout(r, 1));
-      b.setLimit(hi);
-      await new Promise((r) => setTimeout(r, 1));
-    }
+    const { lowered, refused } = await moveLimitUntil(b, lo, hi, () => Atomics.load(sync, DONE) >= workers.length);
     const reports = await Promise.all(workers.map((w) => w.message));
     for (const r of reports) {
       expect(r.held).toBe(0);

@@ -6,17 +6,7 @@
 // slots are freed and reused.
 import { describe, expect, test } from 'vitest';
 import { BudgetedCache } from '../src/index';
-
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { rng } from './helpers';
 
 /** Least-recently-used order kept the obvious way: most recent first. */
 class Model {

@@ -21,3 +21,29 @@ export function rng(seed: number): () => number {
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
 }
+
+/**
+ * Moves `budget`'s limit down to `lo` and back to `hi`, 1 ms at each, until
+ * `done()` is true. A lowering is refused while usage is above `lo`
+ * (ERR_BUDGET_LIMIT_BELOW_USAGE); any other error is thrown. Returns how many
+ * lowerings took effect and how many were refused.
+ */
+export async function moveLimitUntil(
+  budget: { setLimit(limit: number): void },
+  lo: number,
+  hi: number,
+  done: () => boolean,
+): Promise<{ lowered: number; refused: number }> {
+  let lowered = 0;
+  let refused = 0;
+  while (!done()) {
+    const code = codeOf(() => budget.setLimit(lo));
+    if (code === undefined) lowered++;
+    else if (code === 'ERR_BUDGET_LIMIT_BELOW_USAGE') refused++;
+    else throw new Error(`setLimit: ${code}`);
+    await new Promise((r) => setTimeout(r, 1));
+    budget.setLimit(hi);
+    await new Promise((r) => setTimeout(r, 1));
+  }
+  return { lowered, refused };
+}
