@@ -16,9 +16,13 @@
  * `close()` stops being fed, and the timer stops with its last window.
  */
 import { createHistogram, performance, type RecordableHistogram } from 'node:perf_hooks';
+// From node:timers rather than the globals: a test suite that fakes the
+// global timers (as sinon's and vitest's fake timers do) would otherwise stop
+// the measurement, which Node's own histogram, on a native timer, never did.
+import { clearInterval, setInterval } from 'node:timers';
 
 interface Ticker {
-  timer: ReturnType<typeof setInterval> | null;
+  timer: NodeJS.Timeout | null;
   last: number;
   windows: Set<WeakRef<LoopDelayWindow>>;
 }

@@ -6,7 +6,7 @@
 import { execFileSync } from 'node:child_process';
 import * as path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { describe, expect, test } from 'vitest';
+import { describe, expect, test, vi } from 'vitest';
 import { CpuMonitor, createResourceSampler } from '../src/index';
 import { LoopDelayWindow, liveLoopDelayWindows, loopDelayTimers } from '../src/loop-delay';
 
@@ -110,5 +110,19 @@ describe('event-loop delay windows', () => {
     `;
     const out = execFileSync(process.execPath, ['--expose-gc', '-e', script], { encoding: 'utf8' });
     expect(JSON.parse(out)).toEqual({ seen: [1, 1], windows: 0, timers: 0 });
+  });
+
+  test("a test's fake timers do not stop the measurement", async () => {
+    // Node's own histogram ran on a native timer; the window's timer comes
+    // from node:timers, so faking the global timers leaves it running.
+    vi.useFakeTimers();
+    try {
+      const w = new LoopDelayWindow(4);
+      await sleep(40); // node:timers/promises: not faked
+      expect(w.count).toBeGreaterThan(0);
+      w.close();
+    } finally {
+      vi.useRealTimers();
+    }
   });
 });
