@@ -60,11 +60,32 @@ describe.each(FLAGS)('workers terminated mid-operation (%s)', (_label, flags) =>
   });
 });
 
+/**
+ * V8 aborting the whole process when a worker at its heap limit runs out of
+ * memory in a step that cannot collect garbage (seen once in CI on Node 22
+ * under load: "LocalHeap: allocation failed" while installing optimised
+ * code). Node's heap limits for workers are best-effort there
+ * (nodejs/node#47224, #50761; docs/task-limits.md, "Heap"); the process is
+ * gone, so what it counted cannot be checked.
+ */
+const V8_OOM_ABORT = /FATAL ERROR: [^\n]*(?:out of memory|Allocation failed)/;
+
 test('runWithLimits breaches while the task holds and churns its budget leave nothing counted', async () => {
   const count = 24; // time, fuel and heap breaches in turn
-  const { stdout } = await run(process.execPath, [path.join(__dirname, 'fixtures', 'termination-limits.cjs'), dist, String(count)], {
-    timeout: 240_000,
-  });
+  // A run that V8 aborts is run again, twice at most; any other failure,
+  // and a third abort, fail the test.
+  let stdout = '';
+  for (let attempt = 1; ; attempt++) {
+    try {
+      ({ stdout } = await run(process.execPath, [path.join(__dirname, 'fixtures', 'termination-limits.cjs'), dist, String(count)], {
+        timeout: 240_000,
+      }));
+      break;
+    } catch (err) {
+      const stderr = String((err as { stderr?: unknown }).stderr ?? '');
+      if (attempt === 3 || !V8_OOM_ABORT.test(stderr)) throw err;
+    }
+  }
   const result = JSON.parse(stdout.trim().split('\n').pop()!);
   expect(result).toMatchObject({ count, used: 0, held: 0, leaked: 0 });
   // Every run ended by its limit: fuel by fuel; time by time; the heap by
