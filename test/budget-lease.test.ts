@@ -3,43 +3,17 @@
 // threads' leases are taken back first), setLimit taking leases back, the
 // option's validation, and many workers churning one budget while a monitor
 // reads its counter and the limit moves. Workers run the compiled library.
-import * as fs from 'node:fs';
-import * as path from 'node:path';
-import { Worker } from 'node:worker_threads';
 import { beforeAll, describe, expect, test } from 'vitest';
 import { Budget, LimitedAllocator } from '../src/index';
-import { codeOf, moveLimitUntil } from './helpers';
-
-const fixture = path.join(__dirname, 'fixtures', 'lease-worker.cjs');
-const dist = path.join(__dirname, '..', 'dist', 'index.js');
-const GO = 0;
-const STOP = 1;
-const DONE = 2;
+import { GO, assertDistCurrent, churnWithMonitor, startWorker as start, total } from './budget-churn';
+import { codeOf } from './helpers';
 
 let counter = 0;
 const unique = (p: string) => `${p}-${process.pid}-${++counter}`;
 /** The refill chunk for a limit (see leaseChunk in src/budget.ts). */
 const chunkOf = (limit: number) => Math.min(65536, Math.floor(limit / 64));
 
-beforeAll(() => {
-  const src = path.join(__dirname, '..', 'src', 'budget.ts');
-  const out = path.join(__dirname, '..', 'dist', 'budget.js');
-  if (!fs.existsSync(out) || fs.statSync(out).mtimeMs < fs.statSync(src).mtimeMs) {
-    throw new Error('dist/budget.js is missing or older than src/budget.ts: run `npm run build:ts` first');
-  }
-});
-
-type Report = Record<string, number | boolean>;
-
-function start(workerData: Record<string, unknown>): { worker: Worker; message: Promise<Report>; exit: Promise<number> } {
-  const worker = new Worker(fixture, { workerData: { dist, ...workerData } });
-  const message = new Promise<Report>((resolve, reject) => {
-    worker.once('message', resolve);
-    worker.once('error', reject);
-  });
-  const exit = new Promise<number>((resolve) => worker.once('exit', resolve));
-  return { worker, message, exit };
-}
+beforeAll(assertDistCurrent);
 
 describe('a leasing budget in one thread', () => {
   test('reserve and release give exact held and used; the lease shows as leased', () => {
@@ -186,30 +160,12 @@ describe('a leasing budget shared by threads', () => {
     const lo = hi / 2;
     const name = unique('lease-churn');
     const b = Budget.open(name, hi);
-    const sab = new SharedArrayBuffer(16);
-    const sync = new Int32Array(sab);
-    const monitor = start({ mode: 'monitor', name, limit: hi, sab, ceiling: hi });
-    const workers = Array.from({ length: 8 }, (_, i) =>
-      start({ mode: 'churn', name, limit: hi, sab, seed: 0x1ea5e + i * 7919, ops: 100_000, keep: 64, maxSize: 4096 }),
-    );
-    // Move the limit while they run: lowerings fail while usage is above
-    // `lo`, and succeed (after taking the leases back) when it is not.
-    const { lowered, refused } = await moveLimitUntil(b, lo, hi, () => Atomics.load(sync, DONE) >= workers.length);
-    const reports = await Promise.all(workers.map((w) => w.message));
-    for (const r of reports) {
-      expect(r.held).toBe(0);
-      expect(r.reserved).toBe(r.released);
-    }
-    Atomics.store(sync, STOP, 1);
-    const seen = await monitor.message;
-    expect(seen.over).toBe(0);
-    expect(seen.reads as number).toBeGreaterThan(0);
-    expect(seen.highest as number).toBeLessThanOrEqual(hi);
-    expect(lowered + refused).toBeGreaterThan(0);
-    await Promise.all([...workers, monitor].map((w) => w.exit));
+    // Lowerings fail while usage is above `lo`, and succeed (after taking
+    // the leases back) when it is not.
+    const reports = await churnWithMonitor(b, { lo, hi, lease: true, wide: false, seed: 0x1ea5e, maxSize: 4096 });
     // Every worker is gone, leases included.
     expect(b.stats()).toMatchObject({ used: 0, leased: 0 });
-    expect(b.stats().successes).toBe(reports.reduce((a, r) => a + (r.reserved as number), 0));
+    expect(b.stats().successes).toBe(total(reports, 'reserved'));
     b.close();
   }, 120_000);
 });

@@ -4,30 +4,17 @@
 // outcome: a lowered limit, another handle's bytes, another handle's peak and
 // many workers on one budget with a moving limit all give the exact answer.
 // Workers run the compiled library.
-import * as fs from 'node:fs';
-import * as path from 'node:path';
-import { Worker } from 'node:worker_threads';
 import { beforeAll, describe, expect, test } from 'vitest';
 import { Budget, LimitedAllocator } from '../src/index';
 import type { PressureChange } from '../src/index';
-import { moveLimitUntil } from './helpers';
+import { assertDistCurrent, churnWithMonitor, total } from './budget-churn';
 
-const fixture = path.join(__dirname, 'fixtures', 'lease-worker.cjs');
-const dist = path.join(__dirname, '..', 'dist', 'index.js');
-const STOP = 1;
-const DONE = 2;
 const G = 2 ** 32;
 
 let counter = 0;
 const unique = (p: string) => `${p}-${process.pid}-${++counter}`;
 
-beforeAll(() => {
-  const src = path.join(__dirname, '..', 'src', 'budget.ts');
-  const out = path.join(__dirname, '..', 'dist', 'budget.js');
-  if (!fs.existsSync(out) || fs.statSync(out).mtimeMs < fs.statSync(src).mtimeMs) {
-    throw new Error('dist/budget.js is missing or older than src/budget.ts: run `npm run build:ts` first');
-  }
-});
+beforeAll(assertDistCurrent);
 
 describe('a wide budget in one thread', () => {
   test('a lowered limit refuses the next reservation of a handle that reserved under the old one', () => {
@@ -120,51 +107,21 @@ describe('a wide budget in one thread', () => {
   });
 });
 
-type Report = Record<string, number | boolean>;
-
-function start(workerData: Record<string, unknown>): { worker: Worker; message: Promise<Report>; exit: Promise<number> } {
-  const worker = new Worker(fixture, { workerData: { dist, lease: false, ...workerData } });
-  const message = new Promise<Report>((resolve, reject) => {
-    worker.once('message', resolve);
-    worker.once('error', reject);
-  });
-  const exit = new Promise<number>((resolve) => worker.once('exit', resolve));
-  return { worker, message, exit };
-}
-
 describe('a wide budget shared by threads', () => {
   test('8 workers x 100,000 random operations across 2^32, a monitor and a moving limit: never above the limit, ends at 0', async () => {
     const hi = 2 * G;
     const lo = G + 12_345;
     const name = unique('wide-churn');
     const b = Budget.open(name, hi);
-    const sab = new SharedArrayBuffer(16);
-    const sync = new Int32Array(sab);
-    const monitor = start({ mode: 'monitor', name, limit: hi, sab, ceiling: hi, wide: true });
     // A worker keeping up to 64 reservations of up to 2^28 bytes holds about
     // 2^33 bytes on average, the higher limit, even with no other worker
     // running: the counter crosses 2^32 both ways all the time and reaches
     // the limit, so there are refusals however the workers are scheduled.
-    const workers = Array.from({ length: 8 }, (_, i) =>
-      start({ mode: 'churn', name, limit: hi, sab, seed: 0x3a1de + i * 7919, ops: 100_000, keep: 64, maxSize: 2 ** 28 }),
-    );
-    const { lowered, refused } = await moveLimitUntil(b, lo, hi, () => Atomics.load(sync, DONE) >= workers.length);
-    const reports = await Promise.all(workers.map((w) => w.message));
-    for (const r of reports) {
-      expect(r.held).toBe(0);
-      expect(r.reserved).toBe(r.released);
-    }
-    Atomics.store(sync, STOP, 1);
-    const seen = await monitor.message;
-    expect(seen.over).toBe(0);
-    expect(seen.reads as number).toBeGreaterThan(0);
-    expect(seen.highest as number).toBeLessThanOrEqual(hi);
-    expect(lowered + refused).toBeGreaterThan(0);
-    await Promise.all([...workers, monitor].map((w) => w.exit));
+    const reports = await churnWithMonitor(b, { lo, hi, lease: false, wide: true, seed: 0x3a1de, maxSize: 2 ** 28 });
     const stats = b.stats();
     expect(stats.used).toBe(0);
-    expect(stats.successes).toBe(reports.reduce((a, r) => a + (r.reserved as number), 0));
-    expect(stats.failures).toBe(reports.reduce((a, r) => a + (r.refused as number), 0));
+    expect(stats.successes).toBe(total(reports, 'reserved'));
+    expect(stats.failures).toBe(total(reports, 'refused'));
     expect(stats.failures).toBeGreaterThan(0);
     expect(stats.peak).toBeGreaterThan(G);
     expect(stats.peak).toBeLessThanOrEqual(hi);
