@@ -50,7 +50,7 @@ exports.run = async function run(bench) {
   if (process.platform !== 'linux') return;
   const quick = bench.options.repMs <= 20; // --quick
   const seconds = quick ? 2 : 10;
-  const runs = quick ? 1 : 3;
+  const runs = quick ? 1 : 5;
   bench.section('sampler thread cost (idle process, thread CPU time)');
   const floor = buildFloor();
   const at = { 10: [], 1: [] };
