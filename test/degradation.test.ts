@@ -5,6 +5,7 @@
 // clock, so nothing here depends on the speed of the machine.
 import { describe, expect, test } from 'vitest';
 import {
+  DEGRADATION_INPUTS,
   DEGRADATION_LEVELS,
   DEGRADATION_PRESETS,
   DegradationController,
@@ -400,8 +401,7 @@ describe('bad readings are rejected and change nothing', () => {
     [[0.5], 'ERR_INVALID_ARG_TYPE'],
     [1n, 'ERR_INVALID_ARG_TYPE'],
   ];
-  const inputs = ['memory', 'diskAvailable', 'cpu', 'eventLoopLagMs', 'psi'] as const;
-  for (const input of inputs) {
+  for (const input of DEGRADATION_INPUTS) {
     test.each(BAD)(`${input} = %s → %s`, (value, code) => {
       const { c, events } = make();
       c.update({ memory: 0.75, diskAvailable: 2e9, cpu: 0.1, eventLoopLagMs: 1, psi: 0 });
@@ -424,6 +424,31 @@ describe('bad readings are rejected and change nothing', () => {
       expect(events).toHaveLength(1);
     });
   }
+
+  test('each reading is read once: a getter cannot pass the check with one value and be stored with another', () => {
+    for (const input of DEGRADATION_INPUTS) {
+      const { c } = make();
+      const reads: Record<string, number> = {};
+      const status = {};
+      for (const name of DEGRADATION_INPUTS) {
+        // The worst reading of each input on the first read; a bad one (or,
+        // for disk, plenty) on any later read.
+        const first = name === 'diskAvailable' ? 0 : name === 'eventLoopLagMs' ? 1e6 : name === 'psi' ? 100 : 1;
+        Object.defineProperty(status, name, {
+          enumerable: true,
+          get: () => {
+            reads[name] = (reads[name] ?? 0) + 1;
+            if (name !== input) return null;
+            return reads[name] === 1 ? first : name === 'diskAvailable' ? 1e15 : -1;
+          },
+        });
+      }
+      c.update(status as DegradationStatus);
+      expect(reads).toEqual(Object.fromEntries(DEGRADATION_INPUTS.map((n) => [n, 1])));
+      const stored = c.inputs[input];
+      expect(stored, input).toBe(input === 'diskAvailable' ? 0 : input === 'eventLoopLagMs' ? 1e6 : input === 'psi' ? 100 : 1);
+    }
+  });
 
   test.each([null, undefined, 0.5, 'memory', true])('update(%s) is ERR_INVALID_ARG_TYPE', (status) => {
     const { c } = make();
