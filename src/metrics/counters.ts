@@ -238,7 +238,13 @@ export interface MetricsReporterOptions {
   onReport?: (report: MetricsReport) => void;
   /** Receives one line per report (`logger.info(line, report)`). @default console, when there is no `onReport` */
   logger?: MetricsLogger;
-  /** Receives an exception thrown by `onReport` or the logger. @default process.emitWarning */
+  /**
+   * Receives an exception thrown by `onReport` or the logger, or by the
+   * figures of a timed report (such as `ERR_BUDGET_LOST` from a machine
+   * budget whose file was removed); the timer goes on. When it is absent, or
+   * throws itself, the error becomes a process warning (code
+   * `RESOURCE_GUARD_REPORTER`). @default process.emitWarning
+   */
   onError?: (err: unknown) => void;
 }
 
@@ -246,7 +252,10 @@ export interface MetricsReporter {
   /** Stops the timer (idempotent). */
   stop(): void;
   readonly running: boolean;
-  /** Builds and delivers a report now; the next timed one covers the time since. */
+  /**
+   * Builds and delivers a report now; the next timed one covers the time
+   * since. An error building it is thrown here, to the caller.
+   */
   report(): MetricsReport;
 }
 
@@ -292,16 +301,49 @@ export function startMetricsReporter(metrics: ResourceMetrics, options: MetricsR
     prev = snap;
     return { ...snap, interval: { ...counts, elapsedMs, rates: ratesOf(counts, elapsedMs) } };
   };
+  // A failure goes to onError, else (or when onError throws too) becomes a
+  // process warning: nothing the timer runs may throw into the event loop.
+  const fail = (err: unknown) => {
+    try {
+      if (onError) {
+        onError(err);
+        return;
+      }
+    } catch (onErrorFailed) {
+      err = onErrorFailed;
+    }
+    try {
+      const message = err instanceof Error ? err.message : String(err);
+      const code = (err as { code?: unknown } | null)?.code;
+      process.emitWarning(`metrics reporter: ${message}${typeof code === 'string' ? ` (${code})` : ''}`, {
+        code: 'RESOURCE_GUARD_REPORTER',
+        detail: err instanceof Error && err.stack ? err.stack : undefined,
+      });
+    } catch {
+      // A replaced process.emitWarning that throws: nothing more can be done.
+    }
+  };
   const deliver = (report: MetricsReport) => {
     try {
       onReport?.(report);
       logger?.info(formatReport(report), report);
     } catch (err) {
-      if (onError) onError(err);
-      else process.emitWarning(err instanceof Error ? err : new Error(String(err)), { code: 'RESOURCE_GUARD_REPORTER' });
+      fail(err);
     }
   };
-  let timer: NodeJS.Timeout | null = setInterval(() => deliver(build()), intervalMs);
+  // The figures themselves can fail too (a machine budget whose file was
+  // removed throws ERR_BUDGET_LOST): the tick reports that and goes on.
+  const tick = () => {
+    let report: MetricsReport;
+    try {
+      report = build();
+    } catch (err) {
+      fail(err);
+      return;
+    }
+    deliver(report);
+  };
+  let timer: NodeJS.Timeout | null = setInterval(tick, intervalMs);
   timer.unref();
   return {
     stop() {
