@@ -734,14 +734,20 @@ class Addon : public Napi::Addon<Addon> {
   // once the mapping was found stale.
   Napi::Value MachineUsed(const Napi::CallbackInfo& info) {
     rg::MachineMapping* map = machines_[ArgMachine(info)].map;
+    // The figure first: a read that faults on a shortened file reads zeros,
+    // and machine_lost() then says so.
+    uint64_t v = rg::machine_used(map);
     if (rg::machine_lost(map)) return Napi::Number::New(info.Env(), -rg::kMachineLost);
-    return Napi::Number::New(info.Env(), static_cast<double>(rg::machine_used(map)));
+    return Napi::Number::New(info.Env(), static_cast<double>(v));
   }
 
   Napi::Value MachineLimit(const Napi::CallbackInfo& info) {
     rg::MachineMapping* map = machines_[ArgMachine(info)].map;
+    // The figure first: a read that faults on a shortened file reads zeros,
+    // and machine_lost() then says so.
+    uint64_t v = rg::machine_limit(map);
     if (rg::machine_lost(map)) return Napi::Number::New(info.Env(), -rg::kMachineLost);
-    return Napi::Number::New(info.Env(), static_cast<double>(rg::machine_limit(map)));
+    return Napi::Number::New(info.Env(), static_cast<double>(v));
   }
 
   Napi::Value MachineHeld(const Napi::CallbackInfo& info) {

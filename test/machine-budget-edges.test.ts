@@ -5,8 +5,8 @@
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { Budget, MACHINE_BUDGET_MAX_PROCESSES, type MachineBudget } from '../dist/index.js';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { Budget, MACHINE_BUDGET_MAX_PROCESSES, ResourceMetrics, startMetricsReporter, type MachineBudget } from '../dist/index.js';
 import { codeOf } from './helpers';
 
 const LIB = path.join(__dirname, '..', 'dist', 'index.js');
@@ -276,5 +276,93 @@ sys.stdin.read()`,
     );
     const r = spawnSync('unshare', ['-pf', '--mount-proc', 'sh', '-c', `node ${dir}/restart.js; true`], { encoding: 'utf8' });
     expect(r.stdout.trim()).toBe('ok 0');
+  });
+});
+
+describe.runIf(linux)('a lost machine budget seen by readers', () => {
+  /** Takes our entry from under handle `a`, as a takeover that judged us dead would, and lets `a` find out. */
+  const lose = (a: MachineBudget) => {
+    const fd = fs.openSync(a.path, 'r+');
+    fs.writeSync(fd, Buffer.alloc(64), 0, 64, ENTRIES);
+    fs.closeSync(fd);
+    expect(codeOf(() => a.reserve(1))).toBe('ERR_BUDGET_LOST');
+  };
+
+  it('the metrics reporter hands the error to onError and keeps running; its timer throws nothing', () => {
+    vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval'] });
+    try {
+      const a = open('reporter', 100);
+      a.reserve(10);
+      const errors: unknown[] = [];
+      const reports: unknown[] = [];
+      const reporter = startMetricsReporter(new ResourceMetrics({ budgets: [a] }), {
+        intervalMs: 100,
+        onReport: (r) => reports.push(r),
+        onError: (e) => errors.push(e),
+      });
+      vi.advanceTimersByTime(100);
+      expect(reports).toHaveLength(1);
+      lose(a);
+      expect(() => vi.advanceTimersByTime(300)).not.toThrow();
+      expect(errors.map((e) => (e as { code?: string }).code)).toEqual(['ERR_BUDGET_LOST', 'ERR_BUDGET_LOST', 'ERR_BUDGET_LOST']);
+      expect(reporter.running).toBe(true);
+      // report() is the caller's own call: there the error is thrown.
+      expect(codeOf(() => reporter.report())).toBe('ERR_BUDGET_LOST');
+      reporter.stop();
+      a.close();
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it('without onError, or when onError throws, the reporter warns instead of throwing from its timer', async () => {
+    const warnings: Array<{ code?: string; message: string }> = [];
+    const onWarning = (w: Error & { code?: string }) => warnings.push(w);
+    process.on('warning', onWarning);
+    vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval'] });
+    try {
+      const a = open('reporter-warn', 100);
+      const quiet = startMetricsReporter(new ResourceMetrics({ budgets: [a] }), { intervalMs: 100, onReport: () => {} });
+      const failing = startMetricsReporter(new ResourceMetrics({ budgets: [a] }), {
+        intervalMs: 100,
+        onReport: () => {},
+        onError: () => {
+          throw new Error('the error sink is down too');
+        },
+      });
+      lose(a);
+      expect(() => vi.advanceTimersByTime(100)).not.toThrow();
+      quiet.stop();
+      failing.stop();
+      a.close();
+    } finally {
+      vi.useRealTimers();
+    }
+    await new Promise((r) => setImmediate(r));
+    process.off('warning', onWarning);
+    const ours = warnings.filter((w) => w.code === 'RESOURCE_GUARD_REPORTER');
+    expect(ours.map((w) => w.message).sort()).toEqual([
+      expect.stringMatching(/^metrics reporter: The machine budget's file .* \(ERR_BUDGET_LOST\)$/),
+      'metrics reporter: the error sink is down too',
+    ]);
+  });
+
+  it('used and limit of a handle that found its file shortened throw ERR_BUDGET_LOST, never read 0', () => {
+    const a = open('shortened', 1000);
+    a.reserve(100);
+    fs.truncateSync(a.path, 0);
+    expect(codeOf(() => a.tryReserve(1))).toBe('ERR_BUDGET_LOST');
+    expect(codeOf(() => a.used)).toBe('ERR_BUDGET_LOST');
+    expect(codeOf(() => a.limit)).toBe('ERR_BUDGET_LOST');
+    a.close();
+  });
+
+  it('used and limit of a shortened file are never 0, even before an operation found it', () => {
+    const a = open('shortened-read', 1000);
+    a.reserve(100);
+    fs.truncateSync(a.path, 0);
+    expect(codeOf(() => a.used)).toBe('ERR_BUDGET_LOST');
+    expect(codeOf(() => a.limit)).toBe('ERR_BUDGET_LOST');
+    a.close();
   });
 });

@@ -826,7 +826,14 @@ int machine_stats(MachineMapping* m, MachineStats* out) {
 
 uint64_t machine_used(const MachineMapping* m) { return m->h->used.load(std::memory_order_acquire); }
 uint64_t machine_limit(const MachineMapping* m) { return m->h->limit.load(std::memory_order_acquire); }
-bool machine_lost(const MachineMapping* m) { return m->stale.load(std::memory_order_relaxed); }
+// Lost: marked stale, or the file was shortened under the mapping (a read
+// past its end faulted and now reads zeros), or its header no longer says
+// what it is (zeroed or overwritten in place). Read the figure first and ask
+// this after, so that a figure read from zeros is never taken for a count.
+bool machine_lost(const MachineMapping* m) {
+  return m->stale.load(std::memory_order_relaxed) || std::memcmp(m->h->magic, kMagic, sizeof kMagic) != 0 ||
+         faulted(m);
+}
 
 int machine_reclaim(MachineMapping* m, int* reclaimed) {
   *reclaimed = 0;

@@ -100,8 +100,10 @@ int machine_stats(MachineMapping* m, MachineStats* out);
 // Read without the lock.
 uint64_t machine_used(const MachineMapping* m);
 uint64_t machine_limit(const MachineMapping* m);
-// Whether the mapping was found stale: its file removed, replaced or
-// shortened, or its entry taken; its operations fail with kMachineLost.
+// Whether the mapping was found stale (its file removed, replaced or
+// shortened, or its entry taken), was shortened under it, or no longer holds
+// a budget's header; its operations fail with kMachineLost. Call it after
+// reading a figure without the lock, to know whether the figure stands.
 bool machine_lost(const MachineMapping* m);
 // Gives back what dead processes held; *reclaimed counts the processes.
 int machine_reclaim(MachineMapping* m, int* reclaimed);
