@@ -367,6 +367,8 @@ export class DegradationController extends EventEmitter<DegradationEvents> {
   readonly #enter = new Float64Array(INPUT_COUNT * 3);
   readonly #exit = new Float64Array(INPUT_COUNT * 3);
   readonly #values = new Float64Array(INPUT_COUNT).fill(NaN);
+  /** The readings before the current update(), to put back when its evaluation fails. */
+  readonly #undo = new Float64Array(INPUT_COUNT);
   readonly #dwell: number;
   readonly #clock: () => number;
   readonly #actions: readonly DegradationActions[];
@@ -514,9 +516,19 @@ export class DegradationController extends EventEmitter<DegradationEvents> {
    */
   update(status: DegradationStatus): DegradationResult {
     if (typeof status !== 'object' || status === null) throw new InvalidArgTypeError('status', 'of type object', status);
-    storeReadings(this.#values, status);
+    const v = this.#values;
+    storeReadings(v, this.#undo, status);
+    let result: DegradationResult;
+    try {
+      result = this.#evaluate();
+    } catch (err) {
+      // Only the clock can fail here (before the level or any counter
+      // changed): the readings go back, so the call changed nothing.
+      v.set(this.#undo);
+      throw err;
+    }
     this.#updates++;
-    return this.#evaluate();
+    return result;
   }
 
   /**
@@ -526,8 +538,15 @@ export class DegradationController extends EventEmitter<DegradationEvents> {
    */
   forget(input: DegradationInput): DegradationResult {
     const i = DEGRADATION_INPUTS.indexOf(validateOneOf(input, 'input', DEGRADATION_INPUTS));
-    this.#values[i] = NaN;
-    return this.#evaluate();
+    const v = this.#values;
+    const old = v[i]!;
+    v[i] = NaN;
+    try {
+      return this.#evaluate();
+    } catch (err) {
+      v[i] = old; // the clock failed: nothing changed
+      throw err;
+    }
   }
 
   /**
@@ -537,10 +556,14 @@ export class DegradationController extends EventEmitter<DegradationEvents> {
    */
   force(level: DegradationLevel): DegradationResult {
     const to = levelIndex(level);
+    if (to === this.#level) {
+      this.#forced = true;
+      return SAME[to]!;
+    }
+    const now = this.#now(); // before anything changes: a failing clock changes nothing
     this.#forced = true;
-    if (to === this.#level) return SAME[to]!;
     this.#driver = FORCE;
-    return this.#change(to, FORCE, NaN, NaN, this.#now());
+    return this.#change(to, FORCE, NaN, NaN, now);
   }
 
   /**
@@ -551,15 +574,20 @@ export class DegradationController extends EventEmitter<DegradationEvents> {
   release(): DegradationResult {
     if (!this.#forced) return SAME[this.#level]!;
     this.#forced = false;
-    return this.#evaluate();
+    try {
+      return this.#evaluate();
+    } catch (err) {
+      this.#forced = true; // the clock failed: nothing changed
+      throw err;
+    }
   }
 
   /** Back to normal: forgets every reading and any {@link force}. */
   reset(): DegradationResult {
+    const now = this.#now(); // before anything changes: a failing clock changes nothing
     this.#values.fill(NaN);
     this.#forced = false;
     this.#driver = -1;
-    const now = this.#now();
     if (this.#level === 0) {
       this.#since = now;
       return SAME[0]!;
@@ -590,8 +618,9 @@ export class DegradationController extends EventEmitter<DegradationEvents> {
     }
     if (target === cur) return SAME[cur]!;
     if (target > cur) {
+      const now = this.#now(); // before anything changes
       this.#driver = driver;
-      return this.#change(target, driver, v[driver]!, e[driver * 3 + target - 1]!, this.#now());
+      return this.#change(target, driver, v[driver]!, e[driver * 3 + target - 1]!, now);
     }
     // A recovery candidate: every reading clear of the margin, and the level
     // held long enough? The margin is checked first because it needs no
@@ -727,10 +756,10 @@ function readingOf(i: number, x: number): number | null {
 
 /**
  * Stores the readings of `status` into `v` (indexed as DEGRADATION_INPUTS,
- * disk negated). Kept out of update() so that update() stays small enough
+ * disk negated), after copying `v` as it was into `undo`. Kept out of update() so that update() stays small enough
  * to be inlined where it is called.
  */
-function storeReadings(v: Float64Array, status: DegradationStatus): void {
+function storeReadings(v: Float64Array, undo: Float64Array, status: DegradationStatus): void {
   // Each field is read once, by name (a getter cannot pass the check with
   // one value and be stored with another; named loads stay cached per
   // shape, where a loop over the names went through a generic lookup), and
@@ -754,6 +783,7 @@ function storeReadings(v: Float64Array, status: DegradationStatus): void {
   if (heap != null && !isReading(heap)) badReading('heap', heap);
   if (container != null && !isReading(container)) badReading('containerMemory', container);
   if (hostCpu != null && !isReading(hostCpu)) badReading('hostCpu', hostCpu);
+  for (let i = 0; i < v.length; i++) undo[i] = v[i]!;
   if (memory != null) v[0] = memory;
   if (disk != null) v[DISK] = -disk; // stored negated: less available is worse
   if (cpu != null) v[2] = cpu;

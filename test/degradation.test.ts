@@ -17,6 +17,7 @@ import {
   type DegradationOptions,
   type DegradationStatus,
 } from '../src/degradation';
+import { codeOf } from './helpers';
 
 /** A controller on a hand-driven clock. */
 function make(options: DegradationOptions = {}) {
@@ -454,6 +455,35 @@ describe('bad readings are rejected and change nothing', () => {
     const { c } = make();
     expect(() => c.update(status as never)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }));
     expect(c.level).toBe('normal');
+  });
+
+  test('a clock that stops returning a number fails the call before it changes anything', () => {
+    type Step = [string, (c: DegradationController) => unknown];
+    const steps: Step[] = [
+      ['update, escalating', (c) => c.update({ memory: 0.97 })],
+      ['update, recovering', (c) => c.update({ memory: 0.1, cpu: 0.1 })],
+      ['forget', (c) => c.forget('cpu')],
+      ['force', (c) => c.force('reduced')],
+      ['reset', (c) => c.reset()],
+    ];
+    for (const [what, step] of steps) {
+      let t: unknown = 0;
+      const c = new DegradationController({ clock: () => t as number, minDwellMs: 0 });
+      c.update({ memory: 0.5, cpu: 0.95 }); // minimal, held by cpu
+      const before = JSON.stringify({ level: c.level, forced: c.forced, inputs: c.inputs, stats: c.stats() });
+      t = 'not a number';
+      expect(codeOf(() => step(c)), what).toBe('ERR_INVALID_ARG_VALUE');
+      expect(JSON.stringify({ level: c.level, forced: c.forced, inputs: c.inputs, stats: c.stats() }), what).toBe(before);
+    }
+    // release: a forced level whose readings call for another one.
+    let t: unknown = 0;
+    const c = new DegradationController({ clock: () => t as number, minDwellMs: 0 });
+    c.update({ memory: 0.97 });
+    c.force('normal');
+    const before = JSON.stringify({ level: c.level, forced: c.forced, inputs: c.inputs, stats: c.stats() });
+    t = NaN;
+    expect(codeOf(() => c.release())).toBe('ERR_INVALID_ARG_VALUE');
+    expect(JSON.stringify({ level: c.level, forced: c.forced, inputs: c.inputs, stats: c.stats() })).toBe(before);
   });
 
   test('a clock that returns no number is reported, not turned into a silent NaN', () => {
