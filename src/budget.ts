@@ -835,14 +835,16 @@ class LeasingBudget extends Budget {
     const slot = this.slot;
     const l = Atomics.add(LEASE, slot, bytes) + bytes;
     LEDGER[h] = held - bytes; // no call before this store
-    if (l > 2 * this.#chunk) this.#giveBack(l);
+    // Chunks of the limit as it is now: after setLimit() lowered it, a
+    // lease filled in the old chunks goes down to the new ones.
+    const chunk = leaseChunk(U32[this.#limit32]!);
+    if (l > 2 * chunk) this.#giveBack(l, chunk);
     return U32[this.#used]!;
   }
 
   /** Gives the lease's excess over one chunk back to the counter. */
-  #giveBack(l: number): void {
+  #giveBack(l: number, keep: number): void {
     const slot = this.slot;
-    const keep = this.#chunk;
     if (Atomics.compareExchange(LEASE, slot, l, keep) === l) {
       LEDGER[PENDING + slot] = l - keep; // no call before this store
       Atomics.sub(U32, this.#used, l - keep);

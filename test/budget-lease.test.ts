@@ -57,6 +57,17 @@ describe('a leasing budget in one thread', () => {
     b.close();
   });
 
+  test('after setLimit, a release keeps at most two chunks of the new limit in the lease', () => {
+    const b = Budget.open(unique('lease-give-back-new-limit'), 16 * 1024 * 1024, { lease: true });
+    b.reserve(128 * 1024); // through the lease, in chunks of 64 KiB
+    b.setLimit(128 * 1024); // the chunk is now 2 KiB
+    b.release(128 * 1024);
+    const s = b.stats();
+    expect(s.used).toBe(0);
+    expect(s.leased).toBeLessThanOrEqual(2 * chunkOf(128 * 1024));
+    b.close();
+  });
+
   test('near the limit, reservations take exactly their bytes (no lease)', () => {
     const limit = 10_000;
     const b = Budget.open(unique('lease-near'), limit, { lease: true });
