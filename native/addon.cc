@@ -731,7 +731,7 @@ class Addon : public Napi::Addon<Addon> {
   }
 
   // machineUsed(h), machineLimit(h): read without the lock; -kMachineLost
-  // once the mapping was found stale.
+  // once the mapping was found stale, shortened under us, or not a budget's.
   Napi::Value MachineUsed(const Napi::CallbackInfo& info) {
     rg::MachineMapping* map = machines_[ArgMachine(info)].map;
     // The figure first: a read that faults on a shortened file reads zeros,
@@ -750,8 +750,18 @@ class Addon : public Napi::Addon<Addon> {
     return Napi::Number::New(info.Env(), static_cast<double>(v));
   }
 
+  // machineHeld(h): what the thread holds on the budget, as `held` of a
+  // process budget means it: for a plain handle, the environment's plain
+  // count and its allocators' counts on the same file; for an owned handle
+  // (an allocator's), its own count.
   Napi::Value MachineHeld(const Napi::CallbackInfo& info) {
-    return Napi::Number::New(info.Env(), MachineHeldRef(ArgMachine(info)));
+    const Machine& m = machines_[ArgMachine(info)];
+    if (m.owned) return Napi::Number::New(info.Env(), m.held);
+    double sum = machine_share_[m.map].held;
+    for (const Machine& o : machines_) {
+      if (o.owned && o.map == m.map) sum += o.held;
+    }
+    return Napi::Number::New(info.Env(), sum);
   }
 
   // machineReclaim(h?) -> dead processes reclaimed on that budget, or

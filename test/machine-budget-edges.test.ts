@@ -6,7 +6,7 @@ import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_pr
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { Budget, MACHINE_BUDGET_MAX_PROCESSES, ResourceMetrics, startMetricsReporter, type MachineBudget } from '../dist/index.js';
+import { Budget, LimitedAllocator, MACHINE_BUDGET_MAX_PROCESSES, ResourceMetrics, startMetricsReporter, type MachineBudget } from '../dist/index.js';
 import { codeOf } from './helpers';
 
 const LIB = path.join(__dirname, '..', 'dist', 'index.js');
@@ -364,5 +364,27 @@ describe.runIf(linux)('a lost machine budget seen by readers', () => {
     expect(codeOf(() => a.used)).toBe('ERR_BUDGET_LOST');
     expect(codeOf(() => a.limit)).toBe('ERR_BUDGET_LOST');
     a.close();
+  });
+});
+
+describe.runIf(linux)('what a thread holds on a machine budget', () => {
+  it("held counts the thread's allocators on the same budget, as on a process budget; an allocator's own handle, only its bytes", () => {
+    for (const scope of ['process', 'machine'] as const) {
+      const name = `held-${scope}-${process.pid}`;
+      const options = scope === 'machine' ? opts() : { scope };
+      const budget = Budget.open(name, 1000, options);
+      const other = Budget.open(name, 1000, options);
+      const allocator = LimitedAllocator.shared(name, 1000, options);
+      budget.reserve(100);
+      allocator.reserveBytes(300);
+      expect([scope, budget.held, other.held, budget.stats().held]).toEqual([scope, 400, 400, 400]);
+      expect([scope, budget.used]).toEqual([scope, 400]);
+      allocator.close();
+      expect([scope, budget.held]).toEqual([scope, 100]);
+      budget.release(100);
+      expect([scope, budget.held, budget.used]).toEqual([scope, 0, 0]);
+      other.close();
+      budget.close();
+    }
   });
 });
