@@ -176,6 +176,11 @@ class Entry<K, V> {
   ) {}
 }
 
+/** The keys of `order` whose entries are still in the cache when reached. */
+function* liveKeys<K, V>(order: readonly Entry<K, V>[]): IterableIterator<K> {
+  for (const e of order) if (e.live) yield e.key;
+}
+
 class Pending<V> {
   promise!: Promise<V>;
 }
@@ -515,16 +520,20 @@ export class BudgetedCache<K, V> {
     return this.#levelFraction;
   }
 
-  /** Keys of live entries, most recently used first. */
-  *keys(): IterableIterator<K> {
+  /**
+   * Keys of the entries live at the call, most recently used first. The
+   * order is taken at the call: reads and writes while iterating do not
+   * change what the iterator yields, and an entry removed before the
+   * iterator reaches it is skipped (entries added meanwhile are not yielded).
+   */
+  keys(): IterableIterator<K> {
     const now = this.#now();
-    // An entry removed while the caller holds the iterator ends it (its slot
-    // may already hold another entry).
-    for (let s = this.#head; s !== -1; ) {
+    const order: Entry<K, V>[] = [];
+    for (let s = this.#head; s !== -1; s = this.#next[s]!) {
       const e = this.#bySlot[s]!;
-      if (!(now > e.expires)) yield e.key;
-      s = e.slot === -1 ? -1 : this.#next[e.slot]!;
+      if (!(now > e.expires)) order.push(e);
     }
+    return liveKeys(order);
   }
 
   stats(): BudgetedCacheStats {

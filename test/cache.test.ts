@@ -69,6 +69,39 @@ describe('LRU order', () => {
   });
 });
 
+describe('keys() while the cache changes', () => {
+  it('yields the keys live at the call, most recent first, once each, whatever the loop reads or writes', () => {
+    const { cache } = setup({ maxEntries: 10 });
+    for (const k of ['a', 'b', 'c', 'd', 'e']) cache.set(k, model(k));
+    const seen: string[] = [];
+    for (const k of cache.keys()) {
+      seen.push(k);
+      expect(seen.length).toBeLessThanOrEqual(5); // an iterator that follows a moved entry never ends
+      cache.get(k); // the key just yielded becomes most recent
+      if (k === 'e') cache.get('b'); // and one not reached yet
+      if (k === 'd') {
+        cache.set('f', model('f')); // added meanwhile: not yielded
+        expect(cache.delete('a')).toBe(true); // removed before it is reached: skipped
+      }
+    }
+    expect(seen).toEqual(['e', 'd', 'c', 'b']);
+    expect([...cache.keys()]).toEqual(['b', 'c', 'f', 'd', 'e']);
+  });
+
+  it('removing the key just yielded does not end the iteration; a slot reused meanwhile changes nothing', () => {
+    const { cache } = setup({ maxEntries: 10 });
+    for (const k of ['a', 'b', 'c']) cache.set(k, model(k));
+    const seen: string[] = [];
+    for (const k of cache.keys()) {
+      seen.push(k);
+      cache.delete(k);
+      cache.set(`${k}2`, model(`${k}2`)); // takes the freed slot
+    }
+    expect(seen).toEqual(['c', 'b', 'a']);
+    expect([...cache.keys()]).toEqual(['a2', 'b2', 'c2']);
+  });
+});
+
 describe('byte budget', () => {
   it('charges entries to the allocator and evicts LRU entries when the budget would be exceeded', () => {
     const { cache, allocator, disposed } = setup({}, 100);
