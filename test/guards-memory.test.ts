@@ -273,3 +273,22 @@ describe('MemoryGuard: default sources', () => {
     expect(guard.check().breach).toBe('heap');
   });
 });
+
+describe('MemoryGuard: closed', () => {
+  it('setLimits on a closed guard is refused (ERR_GUARD_CLOSED) and ok() stays false', () => {
+    const keeper = new MemoryGuard({ hardLimit: '64GiB' }); // keeps the sampler running
+    const guard = new MemoryGuard({ hardLimit: '64GiB' });
+    expect(guard.ok()).toBe(true);
+    guard.close();
+    expect(guard.ok()).toBe(false);
+    let code: string | undefined;
+    try {
+      guard.setLimits({ hardLimit: '64GiB' });
+    } catch (err) {
+      code = (err as { code?: string }).code;
+    }
+    expect(code).toBe('ERR_GUARD_CLOSED');
+    expect(guard.ok()).toBe(false);
+    keeper.close();
+  });
+});

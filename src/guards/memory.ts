@@ -521,6 +521,8 @@ export class MemoryGuard extends EventEmitter<MemoryGuardEvents> {
     heapSoftLimit?: number | string;
     growthRateThreshold?: number | string;
   }): void {
+    // A closed guard keeps failing its hot check: new limits would reopen it.
+    if (this.#closed) throw new GuardClosedError('MemoryGuard');
     const o = validateObject<Partial<typeof limits>>(limits, 'limits');
     const hard = optionalSize(o.hardLimit, 'limits.hardLimit') ?? this.#hard;
     const softGiven = optionalSize(o.softLimit, 'limits.softLimit');
