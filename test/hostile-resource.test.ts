@@ -113,6 +113,36 @@ describe('ResourceGuard: close() gives back what the guards it made hold', () =>
   });
 });
 
+describe('ResourceGuard: a rejected construction takes nothing', () => {
+  it('bad CPU options beside a custom CPU source are refused before the memory guard holds the sampler', () => {
+    const before = binding.samplerUsers();
+    const bad: Array<[unknown, string]> = [
+      [{ source: { system: () => 0.2 }, highThreshold: 1.5 }, 'ERR_OUT_OF_RANGE'],
+      [{ source: { system: 5 } }, 'ERR_INVALID_ARG_TYPE'],
+      [{ source: { system: () => 0.2 }, criticalThreshold: 0.1, highThreshold: 0.5 }, 'ERR_OUT_OF_RANGE'],
+    ];
+    for (const [cpu, code] of bad) {
+      expect(codeOf(() => new ResourceGuard({ memory: { hardLimit: '1GiB' }, cpu: cpu as never }))).toBe(code);
+      expect(binding.samplerUsers()).toBe(before);
+    }
+  });
+});
+
+describe('ResourceGuard.fromEnv', () => {
+  it('keeps the degradation choice of its defaults (false, options, or a controller)', () => {
+    const off = ResourceGuard.fromEnv({}, { degradation: false });
+    expect(off.degradation).toBeNull();
+    off.close();
+    const mine = new DegradationController();
+    const given = ResourceGuard.fromEnv({}, { degradation: mine });
+    expect(given.degradation).toBe(mine);
+    given.close();
+    const tuned = ResourceGuard.fromEnv({}, { degradation: { minDwellMs: 5 } });
+    expect(tuned.degradation!.minDwellMs).toBe(5);
+    tuned.close();
+  });
+});
+
 describe('ResourceGuard: impossible options are refused up front', () => {
   it('memory.hardLimit 0 is a RangeError (ERR_OUT_OF_RANGE), as is a given MemoryGuard with a 0 limit', () => {
     const err = (() => {

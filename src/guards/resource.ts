@@ -276,6 +276,7 @@ export class ResourceGuard extends EventEmitter<ResourceGuardEvents> {
     const base = optionsObject<ResourceGuardOptions>(defaults, 'defaults');
     const fromEnv = ResourceGuard.optionsFromEnv(env);
     return new ResourceGuard({
+      ...base, // what no variable sets (degradation) stays as given
       memory: merge(base.memory, fromEnv.memory),
       disk: merge(base.disk, fromEnv.disk),
       cpu: merge(base.cpu, fromEnv.cpu),
@@ -793,7 +794,7 @@ function memoryOptions(value: unknown, base: object | null, name: string): Memor
 
 /**
  * CPU monitor options merged over `base`, checked by a dry run (a monitor on
- * a stand-in source starts neither the sampler nor an event-loop monitor),
+ * a given or stand-in source starts neither the sampler nor an event-loop monitor),
  * so that making the real one afterwards cannot fail; a CpuMonitor as it is.
  */
 function cpuOptions(value: unknown, base: object | null, name: string): CpuMonitorOptions | CpuMonitor {
@@ -807,7 +808,9 @@ function cpuOptions(value: unknown, base: object | null, name: string): CpuMonit
     from = base as CpuMonitorOptions;
   }
   const merged: CpuMonitorOptions = { ...from, ...(value as CpuMonitorOptions) };
-  if (merged.source === undefined) new CpuMonitor({ ...merged, source: { system: () => NaN } });
+  // A monitor on a source of the caller's takes nothing, so the dry run
+  // uses it as it is (and so checks it too); without one, a stand-in.
+  new CpuMonitor(merged.source === undefined ? { ...merged, source: { system: () => NaN } } : merged);
   return merged;
 }
 
