@@ -358,6 +358,10 @@ describe('tasks and outcomes', () => {
       [() => runWithLimits({ module: 42 } as never), 'ERR_INVALID_ARG_TYPE'],
       [() => runWithLimits({ source: '' }), 'ERR_INVALID_ARG_VALUE'],
       [() => runWithLimits(Math.max as never), 'ERR_INVALID_ARG_VALUE'],
+      // Methods written in shorthand have source that is not an expression.
+      [() => runWithLimits({ double(n: number) { return n * 2; } }.double as never), 'ERR_INVALID_ARG_VALUE'],
+      [() => runWithLimits(class { static run() { return 1; } }.run as never), 'ERR_INVALID_ARG_VALUE'],
+      [() => runWithLimits({ source: 'return 1' }), 'ERR_INVALID_ARG_VALUE'],
       [() => runWithLimits(task('double'), { timeout: -1 }), 'ERR_OUT_OF_RANGE'],
       [() => runWithLimits(task('double'), { heap: '1kB' }), 'ERR_OUT_OF_RANGE'],
       [() => runWithLimits(task('double'), {}, { onUsage: 1 as never }), 'ERR_INVALID_ARG_TYPE'],

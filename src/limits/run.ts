@@ -301,6 +301,7 @@ export function resolveTask(task: unknown): TaskSpec {
     if (/\{\s*\[native code\]\s*\}\s*$/.test(source)) {
       throw new InvalidArgValueError('task', task, 'must be a function written in JavaScript (not native or bound): its source is run in the worker');
     }
+    checkSource(source, 'task', task);
     return { kind: 'source', source };
   }
   if (typeof task === 'string' || task instanceof URL) return { kind: 'module', url: moduleUrl(task, 'task'), exportName: 'default' };
@@ -309,6 +310,7 @@ export function resolveTask(task: unknown): TaskSpec {
     if (t.source !== undefined) {
       const source = validateString(t.source, 'task.source');
       if (source.trim() === '') throw new InvalidArgValueError('task.source', source, 'must be the source of a function');
+      checkSource(source, 'task.source', source);
       return { kind: 'source', source };
     }
     if (t.module !== undefined) {
@@ -320,6 +322,26 @@ export function resolveTask(task: unknown): TaskSpec {
     }
   }
   throw new InvalidArgTypeError('task', 'a function, a module path or URL, { module, export } or { source }', task);
+}
+
+/**
+ * Compiles a task's source the way the worker will (see worker.ts), without
+ * running it, so that a source the worker could not evaluate is refused
+ * here, before any worker starts. A method written in shorthand
+ * (`{ run() {} }.run`, a class method) is the usual case: its source is not
+ * an expression.
+ */
+function checkSource(source: string, name: string, value: unknown): void {
+  try {
+    new Function('require', `'use strict';\nreturn (${source}\n);`);
+  } catch (err) {
+    if (!(err instanceof SyntaxError)) throw err;
+    throw new InvalidArgValueError(
+      name,
+      value,
+      `must be the source of a function that can be evaluated as an expression (${err.message}); a method written in shorthand is not: write it as \`function name() {}\` or an arrow function`,
+    );
+  }
 }
 
 function moduleUrl(m: string | URL, name: string): string {
