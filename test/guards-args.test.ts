@@ -174,6 +174,7 @@ describe('CpuMonitor arguments', () => {
       ['basis unknown', () => new CpuMonitor({ basis: 'host' as never, source: cpuSource }), VALUE],
       ['source without system', () => new CpuMonitor({ source: { process: () => 1 } as never }), TYPE],
       ['source.quota not a function', () => new CpuMonitor({ source: { system: () => 0, quota: 2 } as never }), TYPE],
+      ['source.container not a function', () => new CpuMonitor({ source: { system: () => 0, container: 5 } as never }), TYPE],
     ]);
   });
 });

@@ -249,7 +249,7 @@ export class CpuMonitor extends EventEmitter<CpuMonitorEvents> {
     const eventLoop = o.eventLoop === undefined ? true : validateBoolean(o.eventLoop, 'options.eventLoop');
     const source = o.source === undefined ? null : validateSource<CpuSource>(o.source, 'options.source', ['system']);
     if (source !== null) {
-      for (const m of ['process', 'quota', 'eventLoop', 'cpuCount'] as const) {
+      for (const m of ['process', 'quota', 'container', 'eventLoop', 'cpuCount'] as const) {
         if (source[m] !== undefined) validateSource(source, 'options.source', [m]);
       }
     }
