@@ -793,6 +793,20 @@ export class ResourcePool<T> extends EventEmitter {
       e.state = 0;
       this.#destroyEntry(e);
       if (!w.settled) this.#unshift(w);
+      // The replacement waits for the next turn of the event loop: with a
+      // create() and validate() that settle at once, replacing in this turn
+      // ran in microtasks without end, and no timer (the waiter's own
+      // timeout included) could run.
+      this.#checkDrained();
+      setImmediate(() => {
+        try {
+          this.#dispatch();
+          this.#checkDrained();
+        } catch (err) {
+          this.#report('create', err);
+        }
+      });
+      return;
     } else if (w.settled || this.#state === 'closed') {
       e.state = 0;
       if (this.#state === 'closed') this.#destroyEntry(e);

@@ -318,6 +318,29 @@ describe('timeouts and errors', () => {
   });
 });
 
+describe('a validate() that refuses every resource', () => {
+  test('gives the event loop a turn between replacements, so the acquire timeout fires', async () => {
+    let made = 0;
+    const f = factory({ validate: () => false });
+    const create = f.create;
+    f.create = () => {
+      // A cap far above what the turns between here and the timeout allow.
+      if (++made > 200_000) throw new Error('create() called without end');
+      return create();
+    };
+    const { pool, time } = makePool({ acquireTimeout: 50 }, f);
+    const p = pool.acquire();
+    p.catch(() => {});
+    await flush();
+    time.advance(50);
+    expect(pool.metrics().timeouts).toBe(1);
+    await expect(p).rejects.toBeInstanceOf(PoolTimeoutError);
+    expect(made).toBeLessThan(200_000);
+    expect(pool.metrics().validateFailures).toBeGreaterThan(0);
+    await pool.close();
+  });
+});
+
 describe('requests and creations in flight', () => {
   test('a request that times out while its create() runs: the resource goes idle, one timeout, no error', async () => {
     let finish!: (c: Conn) => void;
