@@ -434,7 +434,19 @@ export class LoadShedder {
   }
 
   #bodyOf(decision: ShedDecision): string {
-    return typeof this.#body === 'string' ? this.#body : this.#body(decision);
+    const body = this.#body;
+    if (typeof body === 'string') return body;
+    // The caller's function: an exception or a result that is not a string
+    // goes to onError, and the response carries the default body (a throw
+    // here would escape a request listener into the event loop).
+    try {
+      const text: unknown = body(decision);
+      if (typeof text === 'string') return text;
+      throw new InvalidArgTypeError('the result of options.body', 'of type string', text);
+    } catch (err) {
+      this.#report(err);
+      return defaultBody(decision);
+    }
   }
 
   /** Content type of the 503 body. */
@@ -449,11 +461,13 @@ export class LoadShedder {
    */
   middleware(): (req: IncomingMessage, res: ServerResponse, next: (err?: unknown) => void) => void {
     return (req, res, next) => {
+      const url = req.url ?? '/';
+      if (typeof url !== 'string') validateString(url, 'req.url'); // before it is counted
       if (this.#admit()) {
         next();
         return;
       }
-      const d = this.#decideCounted(req.url ?? '/');
+      const d = this.#decideCounted(url);
       if (d === null || this.#respond(d, req, res)) next();
     };
   }
@@ -464,11 +478,13 @@ export class LoadShedder {
   ): (req: IncomingMessage, res: ServerResponse) => void {
     validateFunction(listener, 'listener');
     return (req, res) => {
+      const url = req.url ?? '/';
+      if (typeof url !== 'string') validateString(url, 'req.url'); // before it is counted
       if (this.#admit()) {
         listener(req, res);
         return;
       }
-      const d = this.#decideCounted(req.url ?? '/');
+      const d = this.#decideCounted(url);
       if (d === null || this.#respond(d, req, res)) listener(req, res);
     };
   }
@@ -476,8 +492,10 @@ export class LoadShedder {
   /** Koa middleware: `app.use(shedder.koa())`. */
   koa(): (ctx: KoaContextLike, next: () => Promise<unknown>) => Promise<unknown> {
     return async (ctx, next) => {
+      const url = ctx.url ?? ctx.path ?? '/';
+      if (typeof url !== 'string') validateString(url, 'ctx.url'); // before it is counted
       if (this.#admit()) return next();
-      const d = this.#decideCounted(ctx.url ?? ctx.path ?? '/');
+      const d = this.#decideCounted(url);
       if (d === null) return next();
       if (this.#onShed !== null) {
         const r = this.#callOnShed(d, ctx.req, ctx.res);

@@ -96,6 +96,24 @@ async function get(url: string) {
 
 for (const [name, factory] of Object.entries(frameworks)) {
   describe(`load shedding: ${name}`, () => {
+    it('a body function that throws or returns no string: onError gets it, the 503 carries the default body', async () => {
+      for (const body of [
+        () => {
+          throw new Error('template failed');
+        },
+        (d: { cause: string }) => ({ error: 'busy', cause: d.cause }) as never,
+      ]) {
+        const controller = new DegradationController();
+        const errors: unknown[] = [];
+        const { url } = await start(factory, { controller, body: body as never, onError: (e) => errors.push(e) });
+        controller.force('emergency');
+        const shed = await get(`${url}/api`);
+        expect(shed.status).toBe(503);
+        expect(JSON.parse(shed.body)).toMatchObject({ statusCode: 503, cause: 'level', level: 'emergency' });
+        expect(errors).toHaveLength(1);
+      }
+    });
+
     it('200 when normal; 503 with Retry-After at the shedding level; exempt routes still 200', async () => {
       const controller = new DegradationController();
       const { shedder, url } = await start(factory, { controller, shedAt: 'minimal', retryAfter: 7, exempt: ['/internal/*', '/ping'] });
@@ -276,6 +294,28 @@ describe('Fastify plugin', () => {
 });
 
 describe('LoadShedder', () => {
+  it('the adapters refuse a url that is not a string before they count the request', async () => {
+    const controller = new DegradationController();
+    const shedder = new LoadShedder({ controller });
+    controller.force('emergency');
+    const res = { setHeader() {}, end() {} } as never;
+    const code = (fn: () => unknown) => {
+      try {
+        fn();
+      } catch (e) {
+        return (e as { code?: string }).code;
+      }
+      return undefined;
+    };
+    expect(code(() => shedder.middleware()({ url: 42, method: 'GET' } as never, res, () => {}))).toBe('ERR_INVALID_ARG_TYPE');
+    expect(code(() => shedder.wrap(() => {})({ url: 42, method: 'GET' } as never, res))).toBe('ERR_INVALID_ARG_TYPE');
+    await expect(shedder.koa()({ url: 42, req: {}, res: {}, set() {} } as never, async () => {})).rejects.toMatchObject({
+      code: 'ERR_INVALID_ARG_TYPE',
+    });
+    expect(shedder.stats().requests).toBe(0);
+    shedder.close();
+  });
+
   it('fraction: true sheds none at reduced, half at minimal, all at emergency; a random source can replace the counter', () => {
     const controller = new DegradationController();
     const s = new LoadShedder({ controller, fraction: true });
