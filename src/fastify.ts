@@ -45,7 +45,12 @@ export interface FastifyInstanceLike {
   addHook(name: 'onRequest', hook: (req: FastifyRequestLike, reply: FastifyPluginReplyLike, done: (err?: Error) => void) => void): unknown;
   addHook(name: 'onClose', hook: (instance: unknown, done: () => void) => void): unknown;
   decorate(name: string, value: unknown): unknown;
-  route(options: { method: Array<'GET' | 'HEAD'>; url: string; handler: (req: FastifyRequestLike, reply: FastifyPluginReplyLike) => void }): unknown;
+  route(options: {
+    method: Array<'GET' | 'HEAD'>;
+    url: string;
+    config?: { resourceGuard?: { exempt?: boolean } };
+    handler: (req: FastifyRequestLike, reply: FastifyPluginReplyLike) => void;
+  }): unknown;
 }
 
 export interface ResourceGuardFastifyOptions extends LoadShedderOptions {
@@ -53,7 +58,8 @@ export interface ResourceGuardFastifyOptions extends LoadShedderOptions {
   shedder?: LoadShedder;
   /**
    * Serve the health report (see `createHealthHandler`) on this path (GET
-   * and HEAD); `true` means `/status`. The path is exempt from shedding.
+   * and HEAD); `true` means `/status`. The path is exempt from shedding,
+   * with a shedder given to the plugin too.
    * @default false
    */
   exposeStatusRoute?: boolean | string;
@@ -67,6 +73,28 @@ export interface ResourceGuardFastifyOptions extends LoadShedderOptions {
  * The plugin. Register it with `app.register(resourceGuardFastify, options)`.
  * Route-level opt-out: `{ config: { resourceGuard: { exempt: true } } }`.
  */
+/** The options that configure a shedder the plugin makes (refused next to `shedder`). */
+const SHEDDER_KEYS = [
+  'controller',
+  'degradation',
+  'figures',
+  'sampler',
+  'sampleIntervalMs',
+  'shedAt',
+  'fraction',
+  'random',
+  'healthCheck',
+  'healthCheckIntervalMs',
+  'healthCheckTimeoutMs',
+  'retryAfter',
+  'exempt',
+  'defaultExempt',
+  'body',
+  'contentType',
+  'onShed',
+  'onError',
+] as const satisfies ReadonlyArray<keyof LoadShedderOptions>;
+
 export function resourceGuardFastify(
   fastify: FastifyInstanceLike,
   options: ResourceGuardFastifyOptions,
@@ -97,9 +125,21 @@ export function resourceGuardFastify(
     const name = decorateAs === undefined ? 'resourceGuard' : validateString(decorateAs, 'options.decorateAs');
     if (name === '') throw new InvalidArgValueError('options.decorateAs', name, 'must not be empty');
     if (health !== undefined) validateObject(health, 'options.health');
-    if (statusPath !== null && given === undefined) rest.exempt = [...(rest.exempt ?? []), statusPath];
     // Fastify passes its own keys (logLevel, prefix) along with the options.
     const { logLevel: _l, prefix: _p, ...shedderOptions } = rest as LoadShedderOptions & { logLevel?: unknown; prefix?: unknown };
+    if (given !== undefined) {
+      // Options for a shedder the plugin does not make would be ignored.
+      const ignored = SHEDDER_KEYS.filter((k) => shedderOptions[k] !== undefined);
+      if (ignored.length > 0) {
+        throw new InvalidArgValueError(
+          'options',
+          ignored.join(', '),
+          `cannot set ${ignored.join(', ')} next to options.shedder: give them to the LoadShedder instead`,
+        );
+      }
+    } else if (statusPath !== null) {
+      shedderOptions.exempt = [...(shedderOptions.exempt ?? []), statusPath];
+    }
     shedder = given ?? (made = new LoadShedder(shedderOptions));
     owned = given === undefined;
     const handler = statusPath === null ? null : createHealthHandler({ controller: shedder.controller, ...health });
@@ -140,7 +180,14 @@ export function resourceGuardFastify(
         .send(req.method === 'HEAD' ? '' : shedder.bodyFor(d));
     });
     if (handler !== null) {
-      fastify.route({ method: ['GET', 'HEAD'], url: statusPath!, handler: (req, reply) => handler(req.raw, reply) });
+      // Exempt by its route config too, so that a shedder given to the
+      // plugin (whose exempt list the plugin cannot change) never sheds it.
+      fastify.route({
+        method: ['GET', 'HEAD'],
+        url: statusPath!,
+        config: { resourceGuard: { exempt: true } },
+        handler: (req, reply) => handler(req.raw, reply),
+      });
     }
     fastify.addHook('onClose', (_instance, closed) => {
       if (owned) shedder.close();

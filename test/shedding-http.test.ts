@@ -222,6 +222,45 @@ for (const [name, factory] of Object.entries(frameworks)) {
 }
 
 describe('Fastify plugin', () => {
+  it('the status route is never shed, with a shedder given as with one it makes', async () => {
+    for (const given of [true, false]) {
+      const controller = new DegradationController();
+      const shedder = given ? new LoadShedder({ controller, shedAt: 'minimal' }) : null;
+      const app = Fastify();
+      try {
+        await app.register(
+          resourceGuardFastify,
+          shedder ? { shedder, exposeStatusRoute: '/internal/health' } : { controller, shedAt: 'minimal', exposeStatusRoute: '/internal/health' },
+        );
+        app.get('/api', async () => 'ok');
+        await app.listen({ port: 0, host: '127.0.0.1' });
+        const { port } = app.server.address() as AddressInfo;
+        controller.force('minimal');
+        const res = await fetch(`http://127.0.0.1:${port}/internal/health`);
+        const body = (await res.json()) as { status?: string };
+        expect([given, res.status, body.status]).toEqual([given, 200, 'degraded']);
+        expect([given, (await fetch(`http://127.0.0.1:${port}/api`)).status]).toEqual([given, 503]);
+      } finally {
+        await app.close();
+        shedder?.close();
+      }
+    }
+  });
+
+  it('shedder options next to a given shedder are refused (they would be ignored)', async () => {
+    const controller = new DegradationController();
+    const shedder = new LoadShedder({ controller });
+    const app = Fastify();
+    try {
+      await expect(app.register(resourceGuardFastify, { shedder, shedAt: 'minimal', retryAfter: 3 } as never)).rejects.toMatchObject({
+        code: 'ERR_INVALID_ARG_VALUE',
+      });
+    } finally {
+      await app.close().catch(() => {});
+      shedder.close();
+    }
+  });
+
   it('a route that opts out is never shed; it is counted as seen, and as exempt while shedding applies', async () => {
     const controller = new DegradationController();
     const shedder = new LoadShedder({ controller, shedAt: 'minimal' });
