@@ -271,6 +271,8 @@ interface Entry<T> {
   /** 0 idle, 1 lent, 2 being validated. */
   state: 0 | 1 | 2;
   readonly bytes: number;
+  /** Loans so far: tells one loan of the resource from a later one. */
+  loans: number;
 }
 
 interface Waiter<T> {
@@ -484,6 +486,7 @@ export class ResourcePool<T> extends EventEmitter {
           continue;
         }
         e.state = 1;
+        e.loans++;
         this.#inUse++;
         this.#c.successes++;
         this.#recordWait(0);
@@ -547,10 +550,14 @@ export class ResourcePool<T> extends EventEmitter {
 
   async #useWith<R>(acquired: Promise<T>, fn: (resource: T) => R | Promise<R>): Promise<R> {
     const r = await acquired;
+    const e = this.#entries.get(r)!;
+    const loan = e.loans;
     try {
       return await fn(r);
     } finally {
-      this.release(r);
+      // fn may have given it back itself (it may since be lent again), or
+      // destroyed it as broken: only this loan is given back here.
+      if (this.#entries.get(r) === e && e.state === 1 && e.loans === loan) this.release(r);
     }
   }
 
@@ -824,6 +831,7 @@ export class ResourcePool<T> extends EventEmitter {
 
   #grant(e: Entry<T>, w: Waiter<T>): void {
     e.state = 1;
+    e.loans++;
     this.#inUse++;
     this.#settle(w);
     this.#c.successes++;
@@ -947,11 +955,17 @@ export class ResourcePool<T> extends EventEmitter {
       }
       bytes = budget !== null ? size : 0;
     }
-    if (this.#entries.has(resource)) {
-      // The same object twice would make two loans of one resource.
+    const notObject = resource === null || (typeof resource !== 'object' && typeof resource !== 'function');
+    if (notObject || this.#entries.has(resource)) {
+      // The same object twice would make two loans of one resource; a value
+      // that is not an object (undefined from a create() that forgot to
+      // return) cannot be told apart from the next one.
       if (bytes > 0) this.#uncharge(bytes);
       this.#c.createFailures++;
-      const error = new PoolCreateError(this.name, new Error('create() returned a resource the pool already holds'));
+      const error = new PoolCreateError(
+        this.name,
+        new Error(notObject ? `create() must return an object (it returned ${resource === null ? 'null' : typeof resource})` : 'create() returned a resource the pool already holds'),
+      );
       if (w !== null && !w.settled) {
         this.#settle(w);
         this.#c.errors++;
@@ -961,7 +975,7 @@ export class ResourcePool<T> extends EventEmitter {
       return;
     }
     const now = this.#clock();
-    const e: Entry<T> = { resource, createdAt: now, idleSince: now, state: 0, bytes };
+    const e: Entry<T> = { resource, createdAt: now, idleSince: now, state: 0, bytes, loans: 0 };
     this.#entries.set(resource, e);
     this.#c.created++;
     if (this.#state === 'closed') {
@@ -1076,17 +1090,28 @@ export class ResourcePool<T> extends EventEmitter {
 
   #armEviction(): void {
     if (this.#state === 'closed' || (this.idleTimeout === Infinity && this.maxLifetime === Infinity)) return;
-    const h = this.#timers.setTimeout(() => {
-      this.#evictTimer = null;
-      try {
-        this.evict();
-      } catch (err) {
-        this.#report('destroy', err);
-      }
-      this.#armEviction();
-    }, this.evictionInterval);
+    const h = ResourcePool.#evictionTimer<T>(new WeakRef(this), this.#timers, this.evictionInterval);
     (h as { unref?: () => void } | null)?.unref?.();
     this.#evictTimer = h;
+  }
+
+  /**
+   * The sweep's timer. It holds the pool weakly (and is made where no
+   * instance is in scope), so a pool dropped without close() can still be
+   * collected and its finalizer give its budget charge back.
+   */
+  static #evictionTimer<U>(ref: WeakRef<ResourcePool<U>>, timers: PoolTimers, ms: number): unknown {
+    return timers.setTimeout(() => {
+      const pool = ref.deref();
+      if (pool === undefined) return;
+      pool.#evictTimer = null;
+      try {
+        pool.evict();
+      } catch (err) {
+        pool.#report('destroy', err);
+      }
+      pool.#armEviction();
+    }, ms);
   }
 
   #shutdown(rejectWaiting: boolean): Promise<void> {

@@ -318,6 +318,59 @@ describe('timeouts and errors', () => {
   });
 });
 
+describe('what create() and use() are given', () => {
+  test('create() that returns no object fails the request with ERR_POOL_CREATE', async () => {
+    for (const value of [undefined, null, 42, 'conn']) {
+      const pool = new ResourcePool<unknown>({ create: async () => value, destroy: () => {} }, { max: 2 });
+      const err = await pool.acquire().catch((e: unknown) => e);
+      expect([String(value), (err as { code?: string }).code]).toEqual([String(value), 'ERR_POOL_CREATE']);
+      expect(pool.metrics()).toMatchObject({ size: 0, inUse: 0, successes: 0 });
+      await pool.close();
+    }
+  });
+
+  test('use(): a function that destroys or releases its resource keeps its result; a later loan of it is not released', async () => {
+    const { pool, f } = makePool({ max: 1 });
+    expect(await pool.use(async (c) => {
+      await pool.destroy(c);
+      return 'recovered';
+    })).toBe('recovered');
+    let other: Conn | null = null;
+    expect(await pool.use(async (c) => {
+      pool.release(c);
+      other = await pool.acquire(); // the same resource, lent again
+      return 'released';
+    })).toBe('released');
+    expect(other).toBe(f.made[1]);
+    expect(pool.metrics().inUse).toBe(1); // the second loan is still out
+    pool.release(other!);
+    await pool.close();
+  });
+});
+
+describe('a pool dropped without close()', () => {
+  test('gives its budget charge back once collected, with idle and lifetime sweeps armed too', async () => {
+    const v8 = await import('node:v8');
+    const vm = await import('node:vm');
+    v8.setFlagsFromString('--expose-gc');
+    const gc = vm.runInNewContext('gc') as () => void;
+    for (const opts of [{}, { idleTimeout: 60_000 }, { maxLifetime: 3_600_000 }]) {
+      const memory = new LimitedAllocator('1MiB');
+      await (async () => {
+        const pool = new ResourcePool(factory(), { max: 2, budget: memory, resourceSize: 1000, ...opts });
+        pool.release(await pool.acquire());
+      })();
+      expect(memory.allocatedBytes).toBe(1000);
+      for (let i = 0; i < 50 && memory.allocatedBytes !== 0; i++) {
+        gc();
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      expect([JSON.stringify(opts), memory.allocatedBytes]).toEqual([JSON.stringify(opts), 0]);
+      memory.close();
+    }
+  });
+});
+
 describe('a validate() that refuses every resource', () => {
   test('gives the event loop a turn between replacements, so the acquire timeout fires', async () => {
     let made = 0;
