@@ -24,7 +24,7 @@ import {
   type DegradationOptions,
   type DegradationStatus,
 } from './degradation';
-import { InvalidArgTypeError } from './errors';
+import { InvalidArgTypeError, InvalidArgValueError } from './errors';
 import { getHeapStatistics } from 'node:v8';
 import { performance, type EventLoopUtilization } from 'node:perf_hooks';
 import { readInactiveFile, workingSet } from './container-memory';
@@ -538,7 +538,8 @@ export interface HealthReport {
     path: string;
     available_mb: number;
     total_mb: number;
-    used_percent: number;
+    /** Null when the file system reports no total. */
+    used_percent: number | null;
     available_bytes: number;
     total_bytes: number;
   } | null;
@@ -593,7 +594,8 @@ function buildReport(sources: ReportSources): HealthReport {
   const m = f.memory;
   let memory: HealthReport['memory'] = null;
   if (m) {
-    const p = m.limit !== null ? pressure(m.usage, m.limit) : null;
+    // A limit of 0 bounds nothing known: the share is unknown, not 0 %.
+    const p = m.limit !== null && m.limit > 0 ? pressure(m.usage, m.limit) : null;
     memory = {
       usage_mb: mb(m.usage),
       limit_mb: m.limit === null ? null : mb(m.limit),
@@ -616,7 +618,7 @@ function buildReport(sources: ReportSources): HealthReport {
       path: d.path,
       available_mb: mb(d.available),
       total_mb: mb(d.total),
-      used_percent: d.total > 0 ? r1(((d.total - d.available) * 100) / d.total) : 0,
+      used_percent: d.total > 0 ? r1(((d.total - d.available) * 100) / d.total) : null, // unknown without a total
       available_bytes: d.available,
       total_bytes: d.total,
     },
@@ -694,6 +696,11 @@ export function createHealthHandler(options: HealthHandlerOptions = {}): HealthH
   const codes: Record<HealthStatus, number> = { healthy: 200, degraded: 200, unhealthy: 503 };
   if (options.statusCodes !== undefined) {
     validateObject(options.statusCodes, 'options.statusCodes');
+    for (const k of Object.keys(options.statusCodes)) {
+      if (k !== 'healthy' && k !== 'degraded' && k !== 'unhealthy') {
+        throw new InvalidArgValueError(`options.statusCodes.${k}`, k, 'is not a health status (use healthy, degraded, unhealthy)');
+      }
+    }
     for (const k of ['healthy', 'degraded', 'unhealthy'] as const) {
       const v = options.statusCodes[k];
       if (v !== undefined) codes[k] = validateInteger(v, `options.statusCodes.${k}`, 100, 599);

@@ -296,4 +296,17 @@ describe('createHealthHandler response shapes', () => {
     expect(JSON.parse(res2.body!)).toEqual({ status: 'unhealthy', error: 'sensor offline' });
     expect(() => createHealthHandler({ statusCodes: { unhealthy: 42 } })).toThrow(RangeError);
   });
+
+  test('a statusCodes key that is not a health status is refused (a typo would change nothing)', () => {
+    expect(() => createHealthHandler({ statusCodes: { unheathy: 200 } as never })).toThrow(
+      expect.objectContaining({ code: 'ERR_INVALID_ARG_VALUE', message: expect.stringContaining('options.statusCodes.unheathy') }),
+    );
+  });
+
+  test('a memory limit or disk total of 0 gives an unknown share (null), never 0 %', () => {
+    const figures = () => ({ memory: { usage: 500e6, limit: 0, source: 'cgroup' }, disk: { path: '/x', available: 0, total: 0 } });
+    const r = healthReport({ figures: figures as never });
+    expect(r.memory).toMatchObject({ limit_mb: 0, percent: null, pressure: null });
+    expect(r.disk!.used_percent).toBeNull();
+  });
 });
